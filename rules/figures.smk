@@ -1,0 +1,64 @@
+rule plot_model_figures:
+    input:
+        epochs="results/metrics/epochs.csv",
+    output:
+        **model_figure_outputs(),
+    log:
+        "logs/plot_model_figures/{model}.log",
+    conda:
+        "../envs/results.yaml"
+    script:
+        "../workflow_scripts/plot_model_figures.py"
+
+
+rule plot_overview:
+    input:
+        epochs="results/metrics/epochs.csv",
+    output:
+        png=report(
+            "results/figures/overview.png",
+            caption="../report/overview.rst",
+            category="Overview",
+            labels=report_labels("all models", "overview"),
+        ),
+        pdf="results/figures/overview.pdf",
+    log:
+        "logs/plot_overview.log",
+    conda:
+        "../envs/results.yaml"
+    script:
+        "../workflow_scripts/plot_overview.py"
+
+
+rule make_tables:
+    input:
+        epochs="results/metrics/epochs.csv",
+        summary="results/metrics/summary.csv",
+    output:
+        summary_md=report(
+            "results/tables/summary.md",
+            caption="../report/summary_table.rst",
+            category="Overview",
+            labels=report_labels("all models", "summary table"),
+        ),
+        summary_tex="results/tables/summary.tex",
+        claims=report(
+            "results/tables/claims.md",
+            caption="../report/claims.rst",
+            category="Overview",
+            labels=report_labels("all models", "claims check"),
+        ),
+        tests=report(
+            "results/tables/optimizer_tests.md",
+            caption="../report/optimizer_tests.rst",
+            category="Overview",
+            labels=report_labels("all models", "optimizer comparison"),
+        ),
+    params:
+        target_accuracy=config["results"]["target_accuracy"],
+    log:
+        "logs/make_tables.log",
+    conda:
+        "../envs/results.yaml"
+    script:
+        "../workflow_scripts/make_tables.py"

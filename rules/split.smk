@@ -1,0 +1,35 @@
+rule select_images:
+    input:
+        unpack(selection_inputs),
+    output:
+        manifest="results/data/manifest.csv",
+        rejected="results/data/rejected.csv",
+    params:
+        classes=config["dataset"]["classes"],
+        n_train=config["dataset"]["n_train"],
+        n_val=config["dataset"]["n_val"],
+        pick_seed=config["dataset"]["pick_seed"],
+        min_size=config["dataset"]["min_size"],
+        near_duplicate_distance=config["dataset"]["near_duplicate_distance"],
+    log:
+        "logs/select_images.log",
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../workflow_scripts/select_images.py"
+
+
+rule build_image_cache:
+    input:
+        source=dataset_archive(),
+        manifest="results/data/manifest.csv",
+    output:
+        **cache_files("{size}"),
+    params:
+        classes=config["dataset"]["classes"],
+    log:
+        "logs/build_image_cache/{size}px.log",
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../workflow_scripts/build_image_cache.py"

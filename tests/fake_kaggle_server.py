@@ -1,0 +1,119 @@
+"""A local stand-in for the Kaggle API, enough for the client's competition-file and dataset downloads.
+
+What kaggle==2.2.5 / kagglesdk 0.1.38 send (with a non-PROD endpoint, see kaggle_download._make_api):
+
+    POST /api/v1/competitions.CompetitionApiService/DownloadDataFile  {"competitionName", "fileName"}
+    POST /api/v1/datasets.DatasetApiService/DownloadDataset           {"ownerSlug", "datasetSlug"}
+
+both with HTTP Basic auth (username:key) or a Bearer token. Kaggle answers with a 302 to a signed
+storage URL; requests follows it with a GET and the client streams the body to a file named after
+the URL's last path segment (dataset downloads are always saved as <dataset-slug>.zip). Errors come
+back as JSON {"code": N, "message": ...}, which the SDK turns into requests.HTTPError.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import threading
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+log = logging.getLogger("fake_kaggle_server")
+
+COMPETITION_PATH = "/api/v1/competitions.CompetitionApiService/DownloadDataFile"
+DATASET_PATH = "/api/v1/datasets.DatasetApiService/DownloadDataset"
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    body: dict
+    authorized: bool
+
+
+@dataclass
+class FakeKaggle:
+    username: str
+    key: str
+    # "competition/file" or "owner/slug" -> (name the storage URL ends with, bytes served)
+    files: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    rules_not_accepted: set[str] = field(default_factory=set)
+    requests: list[Request] = field(default_factory=list)
+    url: str = ""
+
+
+def start(state: FakeKaggle) -> tuple[ThreadingHTTPServer, threading.Thread]:
+    """Serve `state` on 127.0.0.1 at a free port; state.url is set to the base URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, fmt, *args):  # stderr spam -> logging (never headers, so no secrets)
+            log.debug("fake kaggle: " + fmt, *args)
+
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+            authorized = self._authorized()
+            state.requests.append(Request("POST", self.path, body, authorized))
+            log.info("fake kaggle: POST %s %s", self.path, body)
+            if not authorized:
+                return self._error(401, "Unauthenticated")
+            if self.path == COMPETITION_PATH:
+                competition, file_name = body.get("competitionName", ""), body.get("fileName", "")
+                if competition in state.rules_not_accepted:
+                    return self._error(403, "You must accept this competition's rules before you'll "
+                                            "be able to download files.")
+                key, where = f"{competition}/{file_name}", f"competitions/{competition}"
+            elif self.path == DATASET_PATH:
+                key = f"{body.get('ownerSlug')}/{body.get('datasetSlug')}"
+                where = f"datasets/{key}"
+            else:
+                return self._error(404, f"no such method {self.path}")
+            if key not in state.files:
+                return self._error(404, f"{key} not found")
+            self.send_response(302)
+            self.send_header("Location", f"{state.url}/storage/{where}/{state.files[key][0]}?X-Goog-Signature=abc")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def do_GET(self):
+            state.requests.append(Request("GET", self.path, {}, self._authorized()))
+            log.info("fake kaggle: GET %s", self.path)
+            path = self.path.split("?")[0]
+            for served_name, data in state.files.values():
+                if path.startswith("/storage/") and path.endswith("/" + served_name):
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/zip")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.send_header("Last-Modified", formatdate(usegmt=True))
+                    self.send_header("ETag", f'"{hash(data) & 0xffffffff:x}"')
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
+            self._error(404, "no such object")
+
+        def _authorized(self) -> bool:
+            expected = base64.b64encode(f"{state.username}:{state.key}".encode()).decode()
+            return self.headers.get("Authorization") == f"Basic {expected}"
+
+        def _error(self, code: int, message: str):
+            payload = json.dumps({"code": code, "message": message}).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    return server, thread
+
+
+def stop(server: ThreadingHTTPServer, thread: threading.Thread) -> None:
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)

@@ -1,0 +1,93 @@
+"""The paper's figures (Figs. 3-6): accuracy and loss against epoch, one curve per optimizer.
+
+With several seeds a curve is the mean, with a shaded 95% confidence band. An optimizer keeps its
+colour in every figure; learning rates differ by line style.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from cnn_study.model_specs import MODEL_SPECS  # noqa: E402
+from cnn_study.summary_stats import mean_curves  # noqa: E402
+
+OPTIMIZER_COLORS = {
+    "sgd": "tab:blue", "adam": "tab:orange", "rmsprop": "tab:green", "sgd_momentum": "tab:purple",
+    "adamw": "tab:red", "nadam": "tab:brown", "adagrad": "tab:pink",
+}
+LINE_STYLES = ["-", "--", ":", "-."]
+PANELS = {  # figure name -> (column in epochs.csv, axis label)
+    "accuracy": ("accuracy", "training accuracy"),
+    "loss": ("loss", "training loss"),
+    "val_accuracy": ("val_accuracy", "validation accuracy"),
+    "val_loss": ("val_loss", "validation loss"),
+}
+
+
+def draw_panel(ax, epochs: pd.DataFrame, column: str, label: str) -> None:
+    curves = mean_curves(epochs, column)
+    learning_rates = sorted(curves["lr"].unique())
+    for (optimizer, lr), curve in curves.groupby(["optimizer", "lr"], sort=True):
+        style = LINE_STYLES[learning_rates.index(lr) % len(LINE_STYLES)]
+        name = optimizer if len(learning_rates) == 1 else f"{optimizer}, lr {lr:g}"
+        n = int(curve["n"].max())
+        color = OPTIMIZER_COLORS.get(optimizer)
+        ax.plot(curve["epoch"], curve["mean"], style, color=color, label=f"{name} (n={n})" if n > 1 else name)
+        if n > 1:
+            ax.fill_between(curve["epoch"], curve["ci95_low"], curve["ci95_high"], color=color, alpha=0.2, linewidth=0)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(label)
+    ax.grid(alpha=0.3)
+    if column.endswith("accuracy"):
+        ax.set_ylim(-0.02, 1.02)
+    ax.legend(title="optimizer", fontsize="small")
+
+
+def setup_text(epochs: pd.DataFrame) -> str:
+    seeds = epochs.groupby(["optimizer", "lr"])["seed"].nunique().max()
+    lrs = ", ".join(f"{lr:g}" for lr in sorted(epochs["lr"].unique()))
+    return f"lr {lrs}, {seeds} seed{'s' if seeds > 1 else ''}"
+
+
+def plot_model(epochs_path: str, model: str, outputs: dict[str, str]) -> None:
+    """outputs: {'accuracy': png, 'accuracy_pdf': pdf, 'loss': ..., 'val_accuracy': ..., 'val_loss': ...}."""
+    epochs = pd.read_csv(epochs_path)
+    runs = epochs[epochs["model"] == model]
+    if runs.empty:
+        raise ValueError(f"results/metrics/epochs.csv has no rows for model {model}; rerun its training")
+    title = MODEL_SPECS[model].display_name
+    for name, (column, label) in PANELS.items():
+        fig, ax = plt.subplots(figsize=(6.4, 4.4), layout="constrained")
+        draw_panel(ax, runs, column, label)
+        ax.set_title(f"{title}: {label} ({setup_text(runs)})")
+        save(fig, outputs[name], outputs[f"{name}_pdf"])
+
+
+def plot_overview(epochs_path: str, png: str, pdf: str) -> None:
+    """All models side by side: one column per model, one row per panel."""
+    epochs = pd.read_csv(epochs_path)
+    models = list(dict.fromkeys(epochs["model"]))
+    fig, axes = plt.subplots(
+        len(PANELS), len(models), figsize=(4.8 * len(models), 3.4 * len(PANELS)), squeeze=False, layout="constrained"
+    )
+    for col, model in enumerate(models):
+        runs = epochs[epochs["model"] == model]
+        for row, (column, label) in enumerate(PANELS.values()):
+            draw_panel(axes[row][col], runs, column, label)
+        axes[0][col].set_title(f"{MODEL_SPECS[model].display_name} ({setup_text(runs)})")
+    save(fig, png, pdf)
+
+
+def save(fig, png: str, pdf: str) -> None:
+    for path in (png, pdf):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        partial = Path(path).with_name(Path(path).stem + ".partial" + Path(path).suffix)
+        fig.savefig(partial, dpi=150)
+        partial.replace(path)
+    plt.close(fig)

@@ -1,0 +1,203 @@
+"""Download the study's raw archive from Kaggle with the official client (kaggle==2.2.5).
+
+The client is imported only inside `download_from_kaggle`: `import kaggle` authenticates at import
+time, which must not happen when the workflow only parses its rules or uses another data source.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+from urllib.parse import urlparse
+
+log = logging.getLogger(__name__)
+
+SETTINGS_URL = "https://www.kaggle.com/settings"
+# Endpoints that mean "the real Kaggle": the client's own default is used for them.
+PRODUCTION_HOSTS = {"kaggle.com", "www.kaggle.com", "api.kaggle.com"}
+
+
+class KaggleDownloadError(RuntimeError):
+    """A download failed for a reason the user can fix; the message is one line saying how."""
+
+
+def download_from_kaggle(*, competition: str | None, dataset: str | None, file_name: str | None,
+                         dest: Path, endpoint: str | None = None) -> Path:
+    """Download a competition file (e.g. competition='dogs-vs-cats', file_name='train.zip') or a whole
+    Kaggle dataset (dataset='owner/name', file_name None) so that the final archive lands at `dest`
+    (a .zip path). Returns dest."""
+    if bool(competition) == bool(dataset):
+        raise ValueError("give exactly one of competition or dataset")
+    if competition and not file_name:
+        raise ValueError("a competition download needs file_name (e.g. train.zip)")
+    if dataset and file_name:
+        raise ValueError("a dataset is downloaded whole: leave file_name empty")
+    dest = Path(dest)
+    what = f"{competition}/{file_name}" if competition else dataset
+
+    if dest.exists():
+        if is_complete_zip(dest):
+            log.info("%s is a complete archive, not downloading %s again", dest, what)
+            return dest
+        log.warning("%s is incomplete or corrupt, downloading %s again", dest, what)
+
+    config_file = _config_file()
+    if not _credentials_available(config_file):
+        raise KaggleDownloadError(
+            "no Kaggle credentials found: create an API token at " + SETTINGS_URL + " and either export "
+            "KAGGLE_USERNAME and KAGGLE_KEY (or KAGGLE_API_TOKEN) or save kaggle.json as "
+            f"~/.kaggle/kaggle.json (or $KAGGLE_CONFIG_DIR/kaggle.json) with chmod 600")
+
+    import requests  # the client's own dependency: its HTTP errors are requests' errors
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    # A scratch folder next to dest (same file system) so the final os.replace is atomic and an
+    # interrupted download never sits at `dest`.
+    scratch = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent))
+    secrets: set[str] = set()
+    try:
+        api = _make_api(endpoint, config_file)
+        try:
+            # authenticate() prints a multi-line help and calls exit(1) when it finds nothing usable.
+            with contextlib.redirect_stdout(io.StringIO()):
+                api.authenticate()
+        except SystemExit:
+            raise KaggleDownloadError(
+                "the Kaggle client found no usable credentials: create an API token at " + SETTINGS_URL
+                + " and put it in KAGGLE_USERNAME/KAGGLE_KEY or ~/.kaggle/kaggle.json") from None
+        secrets = {v for k, v in api.config_values.items() if k in ("key", "token", "api_token") and v}
+
+        log.info("downloading %s from Kaggle%s into %s", what, f" ({endpoint})" if endpoint else "", dest)
+        if competition:
+            # force: the scratch folder is empty anyway, and no resume across runs is wanted.
+            api.competition_download_file(competition, file_name, path=str(scratch), force=True, quiet=True)
+        else:
+            # unzip=False: the workflow keeps the archive; the client would otherwise unpack it.
+            api.dataset_download_files(dataset, path=str(scratch), force=True, quiet=True, unzip=False)
+        archive = _archive_in(scratch, file_name)
+        if not is_complete_zip(archive):
+            raise KaggleDownloadError(f"Kaggle sent {archive.name} for {what} but it is not a complete zip "
+                                      "archive: rerun the download")
+        os.replace(archive, dest)
+    except requests.HTTPError as error:
+        status = error.response.status_code if error.response is not None else None
+        raise KaggleDownloadError(_redact(_http_message(status, what, competition, dataset, error),
+                                          secrets)) from None
+    except requests.RequestException as error:
+        raise KaggleDownloadError(_redact(
+            f"could not download {what} from {endpoint or 'Kaggle'} ({type(error).__name__}): "
+            "check the network connection and dataset.kaggle.endpoint, then rerun", secrets)) from None
+    except ValueError as error:  # e.g. the client's check that the size matches Content-Length
+        detail = " ".join(str(error).split())[:200]
+        raise KaggleDownloadError(_redact(f"downloading {what} failed ({detail}): check dataset.kaggle "
+                                          "in the config, then rerun", secrets)) from None
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    log.info("saved %s", dest)
+    return dest
+
+
+def is_complete_zip(path: Path) -> bool:
+    """True when `path` is a zip whose every member reads back with a matching CRC."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip() is None
+    except (OSError, EOFError, zipfile.BadZipFile):
+        return False
+
+
+def _config_file() -> Path:
+    """Where the client looks for kaggle.json, evaluated now (KaggleApi evaluates it once, at import)."""
+    if os.environ.get("KAGGLE_CONFIG_DIR"):
+        return Path(os.environ["KAGGLE_CONFIG_DIR"]) / "kaggle.json"
+    legacy = Path.home() / ".kaggle"
+    if legacy.exists():
+        return legacy / "kaggle.json"
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "kaggle" / "kaggle.json"
+
+
+def _credentials_available(config_file: Path) -> bool:
+    """Any credential source the client accepts; checked before `import kaggle` so the import is cheap."""
+    if os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY"):
+        return True
+    if os.environ.get("KAGGLE_API_TOKEN"):
+        return True
+    token_files = ["access_token", "access_token.txt", "credentials.json"]  # token and `kaggle auth login`
+    return config_file.is_file() or any((Path.home() / ".kaggle" / name).is_file() for name in token_files)
+
+
+def _make_api(endpoint: str | None, config_file: Path):
+    """A KaggleApi whose SDK client talks to `endpoint` (None or kaggle.com: the client's default)."""
+    from kaggle.api.kaggle_api_extended import KaggleApi
+    from kagglesdk import KaggleEnv
+
+    custom = endpoint and urlparse(endpoint).hostname not in PRODUCTION_HOSTS
+
+    class _Api(KaggleApi):
+        def build_kaggle_client(self):
+            client = super().build_kaggle_client()
+            if custom:
+                # kagglesdk only knows fixed endpoints (KaggleEnv, picked by KAGGLE_API_ENVIRONMENT:
+                # PROD, LOCALHOST = http://localhost, ...; the kaggle CLI passes PROD or LOCAL
+                # explicitly) and has no variable for a URL or port. The hook is the HTTP client's
+                # `_endpoint`, which kaggle_api_extended itself reads; a non-PROD env makes the SDK
+                # send requests to <endpoint>/api/v1/<Service>/<Method>, the layout of www.kaggle.com.
+                http = client.http_client()
+                http._env, http._endpoint = KaggleEnv.LOCAL, endpoint.rstrip("/")
+            return client
+
+    api = _Api()
+    # Never verbose (VERBOSE=1 at import adds it): the SDK then prints the Authorization header.
+    api.args = [arg for arg in KaggleApi.args if arg not in ("--verbose", "-v")]
+    api.config_dir, api.config = str(config_file.parent), str(config_file)
+    return api
+
+
+def _archive_in(scratch: Path, file_name: str | None) -> Path:
+    """The archive the client wrote into `scratch`, unwrapped if the server zipped a zip again."""
+    files = [p for p in scratch.rglob("*") if p.is_file() and not p.name.endswith(".kaggle-partial")]
+    if len(files) != 1:
+        raise KaggleDownloadError(f"expected one downloaded file, the Kaggle client wrote "
+                                  f"{sorted(p.name for p in files)}: rerun the download")
+    got = files[0]
+    requested = Path(file_name).name if file_name else None
+    # The server compresses big files on the fly (foo.csv arrives as foo.csv.zip); a requested
+    # train.zip that arrives as train.zip.zip holds train.zip as its only member.
+    if requested and requested.endswith(".zip") and got.name == requested + ".zip":
+        with zipfile.ZipFile(got) as outer:
+            names = outer.namelist()
+            if len(names) == 1 and Path(names[0]).name == requested:
+                with outer.open(names[0]) as src, open(scratch / ".unwrapped.zip", "wb") as out:
+                    shutil.copyfileobj(src, out, 1 << 20)
+                return scratch / ".unwrapped.zip"
+    return got
+
+
+def _http_message(status, what, competition, dataset, error) -> str:
+    if status == 401:
+        return (f"Kaggle rejected the credentials (HTTP 401) for {what}: create a new API token at "
+                f"{SETTINGS_URL} and update KAGGLE_USERNAME/KAGGLE_KEY or ~/.kaggle/kaggle.json")
+    if status == 403 and competition:
+        return (f"Kaggle refused {what} (HTTP 403): accept the competition rules at "
+                f"https://www.kaggle.com/competitions/{competition}/rules while logged in, then rerun")
+    if status == 403:
+        return (f"Kaggle refused {what} (HTTP 403): check that your account can open "
+                f"https://www.kaggle.com/datasets/{dataset}")
+    if status == 404:
+        return f"Kaggle has no {what} (HTTP 404): check dataset.kaggle in the config"
+    detail = " ".join(str(error).split())[:200]
+    return f"Kaggle download of {what} failed (HTTP {status}: {detail}): rerun later"
+
+
+def _redact(text: str, secrets: set[str]) -> str:
+    """Belt and braces: no message may carry a key or token, whatever the server echoed."""
+    for secret in {os.environ.get("KAGGLE_KEY"), os.environ.get("KAGGLE_API_TOKEN"), *secrets}:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text

@@ -1,0 +1,113 @@
+"""Model factory: an ImageNet backbone (or AlexNet), in-model augmentation and preprocessing, and the
+paper's head (global average pooling, batch normalization, dropout, dense softmax). Keras 3 API only,
+so every backend trains it."""
+
+from __future__ import annotations
+
+import keras
+from keras import layers, ops
+
+from cnn_study.model_specs import MODEL_SPECS
+
+APPLICATIONS = {
+    "resnet50": keras.applications.ResNet50,
+    "inceptionv3": keras.applications.InceptionV3,
+    "vgg16": keras.applications.VGG16,
+    "mobilenetv2": keras.applications.MobileNetV2,
+}
+
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+
+
+@keras.saving.register_keras_serializable(package="cnn_study")
+class ImagenetPreprocessing(layers.Layer):
+    """Keras' preprocess_input as a layer, so the saved model takes raw 0-255 RGB images."""
+
+    def __init__(self, mode: str, **kwargs):
+        super().__init__(**kwargs)
+        self.mode = mode
+
+    def call(self, images):
+        images = ops.cast(images, self.compute_dtype)
+        if self.mode == "caffe":
+            return ops.flip(images, axis=-1) - ops.convert_to_tensor(CAFFE_MEAN_BGR, self.compute_dtype)
+        if self.mode == "torch":
+            mean = ops.convert_to_tensor((0.485, 0.456, 0.406), self.compute_dtype)
+            std = ops.convert_to_tensor((0.229, 0.224, 0.225), self.compute_dtype)
+            return (images / 255.0 - mean) / std
+        return images / 127.5 - 1.0
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode}
+
+
+def alexnet_base(input_shape: tuple[int, int, int]) -> keras.Model:
+    """AlexNet's five convolutions (Krizhevsky et al., 2012), batch normalization in place of LRN.
+    No Keras application exists, so it always starts from random weights."""
+    inputs = keras.Input(input_shape)
+    x = inputs
+    for filters, kernel, strides, pool in ((96, 11, 4, True), (256, 5, 1, True), (384, 3, 1, False),
+                                           (384, 3, 1, False), (256, 3, 1, True)):
+        padding = "valid" if strides > 1 else "same"
+        x = layers.Conv2D(filters, kernel, strides=strides, padding=padding, activation="relu")(x)
+        if pool:
+            x = layers.BatchNormalization()(x)
+            x = layers.MaxPooling2D(3, strides=2)(x)
+    return keras.Model(inputs, x, name="alexnet")
+
+
+def build_backbone(model: str, size: int, weights_file: str | None) -> keras.Model:
+    shape = (size, size, 3)
+    if model == "alexnet":
+        base = alexnet_base(shape)
+        if weights_file:
+            base.load_weights(weights_file)
+        return base
+    # Weights come from a local file fetched by the workflow: a training job never downloads.
+    return APPLICATIONS[model](include_top=False, weights=weights_file, input_shape=shape)
+
+
+def augmentation_layers(augmentation: dict, seed: int) -> list[layers.Layer]:
+    if not augmentation["enabled"]:
+        return []
+    stack = [layers.RandomFlip(augmentation["flip"], seed=seed)]
+    if augmentation["rotation"]:
+        stack.append(layers.RandomRotation(augmentation["rotation"], seed=seed + 1))
+    if augmentation["zoom"]:
+        stack.append(layers.RandomZoom(augmentation["zoom"], seed=seed + 2))
+    return stack
+
+
+def build_model(settings: dict, weights_file: str | None = None) -> tuple[keras.Model, keras.Model]:
+    """The full classifier and its backbone (for freezing). Inputs are uint8-range RGB images."""
+    spec = MODEL_SPECS[settings["model"]]
+    size, seed = settings["input_size"], settings["seed"]
+    inputs = keras.Input((size, size, 3), name="image")
+    x = inputs
+    for layer in augmentation_layers(settings["augmentation"], seed):
+        x = layer(x)
+    x = ImagenetPreprocessing(spec.preprocessing, name="preprocessing")(x)
+    base = build_backbone(settings["model"], size, weights_file)
+    x = base(x)
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    x = layers.BatchNormalization(name="head_bn")(x)
+    x = layers.Dropout(settings["head"]["dropout"], seed=seed + 3, name="head_dropout")(x)
+    outputs = layers.Dense(len(settings["classes"]), activation="softmax", name="predictions")(x)
+    return keras.Model(inputs, outputs, name=f"{settings['model']}_classifier"), base
+
+
+def set_phase_trainability(base: keras.Model, phase: str, unfreeze_top_layers) -> None:
+    """frozen: base frozen. fine_tune: the whole base or its top N layers train, batch normalization
+    stays frozen (a frozen BN layer runs in inference mode in Keras 3). full: everything trains."""
+    if phase == "full":
+        base.trainable = True
+        for layer in base.layers:
+            layer.trainable = True
+        return
+    if phase == "frozen":
+        base.trainable = False
+        return
+    base.trainable = True
+    first = 0 if unfreeze_top_layers == "all" else max(0, len(base.layers) - int(unfreeze_top_layers))
+    for index, layer in enumerate(base.layers):
+        layer.trainable = index >= first and not isinstance(layer, layers.BatchNormalization)
