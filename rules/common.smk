@@ -56,14 +56,7 @@ def dataset_archive():
     return source
 
 
-def kaggle_archive_path():
-    kaggle = config["dataset"]["kaggle"]
-    if kaggle["dataset"]:
-        return f"resources/kaggle/datasets/{kaggle['dataset'].replace('/', '__')}.zip"
-    return f"resources/kaggle/{kaggle['competition']}/{kaggle['file']}"
-
-
-KAGGLE_ARCHIVE = kaggle_archive_path()
+KAGGLE_ARCHIVE = settings.kaggle_archive_path(config["dataset"]["kaggle"])
 
 
 def selection_inputs(wildcards):

@@ -1,15 +1,29 @@
 """The decode-once cache: the picked images resized to one model input size, as .npy arrays.
 
-Resize method: each photo is decoded to RGB and resized to size x size with PIL's bilinear filter
-(antialiased when shrinking), without keeping the aspect ratio -- the same squash that Keras'
-``image_dataset_from_directory`` and ``flow_from_directory`` apply by default. Arrays are uint8,
-shape (n, size, size, 3), and load with ``numpy.load(path, mmap_mode="r")``; labels are int64
-indices into the configured class list.
+One cache per distinct input size, shared by every training job of that size, so no job decodes a
+JPEG again. Per split it holds ``{split}_images.npy`` -- uint8, shape (n, size, size, 3), RGB,
+pixel values 0..255 with no normalisation (each model's own preprocessing comes later) -- and
+``{split}_labels.npy`` -- int64 indices into the configured class list. Rows follow manifest.csv.
+Images load with ``numpy.load(path, mmap_mode="r")`` (see :func:`load_split`).
+
+Resize method: each picked file is decoded in full from the source (no JPEG draft scaling; EXIF
+orientation not applied) and converted to RGB by ``screening.to_rgb`` (grayscale, palette and CMYK
+converted; 16-bit values scaled to 8 bits; transparency composited onto white; an animated GIF's
+first frame). It is then resized straight to size x size with Pillow's ``Image.resize`` and the
+BILINEAR filter -- Pillow widens the filter's support when shrinking, so downscaling is
+antialiased -- without keeping the aspect ratio and without cropping. Keras' loaders squash the
+same way by default (``keep_aspect_ratio=False`` / ``crop_to_aspect_ratio=False``), though their
+filters differ: ``load_img``/``flow_from_directory`` use nearest neighbour and
+``image_dataset_from_directory`` TensorFlow's bilinear resize without antialiasing.
+
+Each file's bytes are checked against the manifest's sha256, so a source that changed since the
+pick is refused. Arrays are written under a temporary name and renamed when complete.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -18,34 +32,96 @@ from PIL import Image
 from cnn_study.screening import decode_rgb
 from cnn_study.sources import ImageSource
 
+RESAMPLE = Image.Resampling.BILINEAR
+SPLITS = ("train", "val")
+
+
+class CacheError(ValueError):
+    """The cache cannot be built; the message is one line saying why and what to do."""
+
+
+def _partial(path: Path) -> Path:
+    return path.with_name(path.name.removesuffix(".npy") + ".partial.npy")
+
 
 def save_npy_atomic(path: Path, array: np.ndarray) -> None:
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial.npy")
+    partial = _partial(path)
     np.save(partial, array)
     partial.replace(path)
+
+
+def resize_rgb(image: Image.Image, size: int) -> np.ndarray:
+    """The documented resize: an RGB image squashed to (size, size, 3) uint8."""
+    return np.asarray(image.resize((size, size), RESAMPLE), dtype=np.uint8)
+
+
+def _read_checked(source: ImageSource, source_path, row: dict) -> bytes:
+    try:
+        data = source.read(row["file"])
+    except (KeyError, OSError) as error:
+        raise CacheError(
+            f"{row['file']}: cannot be read from {source_path} ({type(error).__name__}); "
+            "the source changed since the pick, rerun select_images"
+        ) from None
+    if hashlib.sha256(data).hexdigest() != row["sha256"]:
+        raise CacheError(
+            f"{row['file']}: content differs from the manifest's sha256; the source changed "
+            "since the pick, rerun select_images"
+        )
+    return data
+
+
+def _write_images(source: ImageSource, source_path, picked: list[dict], size: int, partial: Path) -> None:
+    """Decode, resize and store straight into a .npy on disk, so memory stays small for large picks."""
+    shape = (len(picked), size, size, 3)
+    if not picked:
+        np.save(partial, np.empty(shape, dtype=np.uint8))
+        return
+    images = np.lib.format.open_memmap(partial, mode="w+", dtype=np.uint8, shape=shape)
+    try:
+        for index, row in enumerate(picked):
+            images[index] = resize_rgb(decode_rgb(_read_checked(source, source_path, row)), size)
+        images.flush()
+    finally:
+        del images
 
 
 def build_cache(
     source_path: str | Path, manifest_path: str | Path, classes: list[str], size: int, outputs: dict
 ) -> dict[str, int]:
-    """Write {split}_images.npy and {split}_labels.npy for train and val; return the counts."""
-    with open(manifest_path, newline="") as handle:
+    """Write {split}_images.npy and {split}_labels.npy for train and val; return the counts.
+
+    All four files are written under temporary names and renamed only once every one is complete.
+    """
+    with open(manifest_path, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
+    unknown = sorted({r["label"] for r in rows} - set(classes))
+    if unknown:
+        raise CacheError(f"{manifest_path}: labels {unknown} are not among the classes {classes}; rerun the pick")
+    targets = {key: Path(outputs[key]) for key in (f"{s}_{k}" for s in SPLITS for k in ("images", "labels"))}
+    partials = {key: _partial(path) for key, path in targets.items()}
+    for path in targets.values():
+        path.parent.mkdir(parents=True, exist_ok=True)
     counts = {}
-    with ImageSource(source_path) as source:
-        for split in ("train", "val"):
-            picked = [r for r in rows if r["split"] == split]
-            images = np.empty((len(picked), size, size, 3), dtype=np.uint8)
-            for index, row in enumerate(picked):
-                image = decode_rgb(source.read(row["file"]))
-                images[index] = np.asarray(image.resize((size, size), Image.Resampling.BILINEAR))
-            labels = np.array([classes.index(r["label"]) for r in picked], dtype=np.int64)
-            save_npy_atomic(Path(outputs[f"{split}_images"]), images)
-            save_npy_atomic(Path(outputs[f"{split}_labels"]), labels)
-            counts[split] = len(picked)
+    try:
+        with ImageSource(source_path) as source:
+            for split in SPLITS:
+                picked = [r for r in rows if r["split"] == split]
+                _write_images(source, source_path, picked, size, partials[f"{split}_images"])
+                labels = np.array([classes.index(r["label"]) for r in picked], dtype=np.int64)
+                np.save(partials[f"{split}_labels"], labels)
+                counts[split] = len(picked)
+    except BaseException:
+        for partial in partials.values():
+            partial.unlink(missing_ok=True)
+        raise
+    for key, partial in partials.items():
+        partial.replace(targets[key])
     return counts
 
 
 def load_split(images_path: str | Path, labels_path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Images memory-mapped read-only, labels in memory."""
     return np.load(images_path, mmap_mode="r"), np.load(labels_path)

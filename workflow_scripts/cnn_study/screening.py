@@ -1,4 +1,24 @@
-"""Decode each candidate once: reject what is unusable, describe the rest, hash it for duplicates."""
+"""Decode each candidate once: reject what is unusable, describe the rest, hash it for duplicates.
+
+Decoding goes by content, never by the file name: a PNG or GIF named .jpg is read as what it is.
+Only raster formats a photo set can hold are opened (JPEG/MPO, PNG, GIF, BMP, WebP, TIFF); anything
+else is "not an image". Every failure of a decoder -- truncated data, broken headers, odd EXIF,
+decompression bombs -- becomes a rejection reason, never an exception out of :func:`screen_image`.
+
+Reasons (the ``reason`` column of rejected.csv; ``detail`` says more):
+
+- ``zero bytes``                 the file is empty
+- ``not an image``               no supported image format recognised in the content
+- ``truncated or undecodable``   the format is recognised but the pixels cannot be decoded in full
+- ``too large``                  more pixels than Pillow's decompression-bomb limit (MAX_PIXELS)
+- ``smaller than minimum size``  either side under the configured ``min_size``
+- ``unreadable``                 the archive member itself cannot be read (bad CRC, encrypted)
+
+Colour: grayscale, palette, CMYK, 16-bit and alpha images are kept and converted to RGB by
+:func:`to_rgb` (16-bit values scaled to 8 bits, transparency composited onto white); the mode the
+file had is recorded as ``original_mode``. An animated GIF contributes its first frame. EXIF
+orientation is not applied (as in Keras' own loaders).
+"""
 
 from __future__ import annotations
 
@@ -7,12 +27,25 @@ import io
 import warnings
 from dataclasses import dataclass
 
-import imagehash
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 
-# Perceptual hashes are taken from a small grayscale copy; JPEG's draft mode decodes at reduced scale.
+# Formats Pillow may open (JPEG includes MPO); others (EPS would run Ghostscript, for one) count as "not an image".
+FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP", "TIFF")
+# Signatures of the formats above: such content that does not open is damaged, not a non-image.
+SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
+# Pillow warns above this many pixels and refuses twice as many; we refuse above it, undecoded.
+MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
+
+# The perceptual hash: DCT of a 32x32 grayscale copy (Lanczos), the 8x8 lowest frequencies compared
+# with their median -- imagehash.phash's algorithm, computed here with numpy. JPEGs are decoded for it
+# at a reduced scale (draft mode, at least HASH_DECODE_SIZE), which still reads every coded block.
 HASH_DECODE_SIZE = (64, 64)
+_HASH_INPUT = 32
+_HASH_BITS = 8
+_DCT = np.cos(
+    np.pi * np.arange(_HASH_BITS)[:, None] * (2 * np.arange(_HASH_INPUT)[None, :] + 1) / (2 * _HASH_INPUT)
+)
 
 
 @dataclass
@@ -21,10 +54,58 @@ class Screened:
     label: str
     sha256: str
     reason: str | None = None  # None when the image is usable
+    detail: str = ""
     width: int = 0
     height: int = 0
     original_mode: str = ""
     phash: int = 0
+    kept: str = ""  # for a duplicate: the file kept in its place
+
+    @property
+    def description(self) -> str:
+        """The reason and its detail in one phrase, for messages."""
+        if self.kept:
+            return f"{self.reason} of {self.kept} ({self.detail})"
+        return f"{self.reason} ({self.detail})" if self.detail else str(self.reason)
+
+
+def _error_text(error: BaseException) -> str:
+    text = " ".join(str(error).split())[:120]
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _open(data: bytes) -> Image.Image:
+    return Image.open(io.BytesIO(data), formats=FORMATS)
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow image as 8-bit RGB: 16-bit and float scaled, transparency composited onto white."""
+    mode = image.mode
+    if mode == "RGB" and "transparency" not in image.info:
+        return image
+    if mode.startswith("I") or mode == "F":
+        values = np.asarray(image, dtype=np.float64)
+        top = float(values.max()) if values.size else 0.0
+        if mode.startswith("I;16") or 255 < top <= 65535:
+            values = values / 257.0
+        elif top > 65535:
+            values = values * (255.0 / top)
+        return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8)).convert("RGB")
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        background.alpha_composite(rgba)
+        return background.convert("RGB")
+    return image.convert("RGB")
+
+
+def phash(image: Image.Image) -> int:
+    """64-bit perceptual hash of the image (imagehash.phash, hash_size 8, as an int)."""
+    gray = image if image.mode == "L" else to_rgb(image).convert("L")
+    pixels = np.asarray(gray.resize((_HASH_INPUT, _HASH_INPUT), Image.Resampling.LANCZOS), dtype=np.float64)
+    low = _DCT @ pixels @ _DCT.T
+    bits = (low > np.median(low)).ravel()
+    return int.from_bytes(np.packbits(bits).tobytes(), "big")
 
 
 def screen_image(file: str, label: str, data: bytes, min_size: int) -> Screened:
@@ -33,40 +114,95 @@ def screen_image(file: str, label: str, data: bytes, min_size: int) -> Screened:
     if not data:
         result.reason = "zero bytes"
         return result
+    truncated_setting = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file must fail, whatever else set it
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # PIL warns on odd EXIF; the decode itself decides
-            image = Image.open(io.BytesIO(data))
-            result.width, result.height = image.size
-            result.original_mode = image.mode
-            image.draft("L", HASH_DECODE_SIZE)
-            image.load()
-    except UnidentifiedImageError:
-        result.reason = "not an image"
-        return result
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        result.reason = f"truncated or undecodable ({type(error).__name__})"
-        return result
-    if min(result.width, result.height) < min_size:
-        result.reason = f"smaller than {min_size} px ({result.width}x{result.height})"
-        return result
-    # Grayscale, CMYK and palette images are converted, not dropped.
-    result.phash = int(str(imagehash.phash(image.convert("L"))), 16)
+            warnings.simplefilter("ignore")  # EXIF, palette and bomb warnings; the decode decides
+            _screen(result, data, min_size)
+    except Exception as error:  # noqa: BLE001 -- a decoder's failure is a reason, never a crash
+        bomb = isinstance(error, Image.DecompressionBombError)
+        result.reason = "too large" if bomb else "truncated or undecodable"
+        result.detail = _error_text(error)
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = truncated_setting
+    if result.reason is not None:
+        result.phash = 0
     return result
 
 
+def _screen(result: Screened, data: bytes, min_size: int) -> None:
+    try:
+        image = _open(data)
+    except UnidentifiedImageError:
+        if data.startswith(SIGNATURES) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP"):
+            result.reason, result.detail = "truncated or undecodable", "header unreadable"
+        else:
+            result.reason = "not an image"
+        return
+    except Image.DecompressionBombError as error:
+        result.reason, result.detail = "too large", _error_text(error)
+        return
+    with image:
+        result.width, result.height = image.size
+        result.original_mode = image.mode
+        if result.width * result.height > MAX_PIXELS:
+            result.reason = "too large"
+            result.detail = f"{result.width}x{result.height} > {MAX_PIXELS} pixels"
+            return
+        if image.format in ("JPEG", "MPO"):
+            image.draft("L", HASH_DECODE_SIZE)
+        image.load()  # the one full decode: truncated or corrupt data fails here
+        if min(result.width, result.height) < min_size:
+            result.reason = "smaller than minimum size"
+            result.detail = f"{result.width}x{result.height} < {min_size} px"
+            return
+        result.phash = phash(image)
+
+
 def decode_rgb(data: bytes) -> Image.Image:
-    """Full decode to RGB, for the cache of selected images."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        image = Image.open(io.BytesIO(data))
-        image.load()
-    return image.convert("RGB")
+    """Full decode to RGB (see to_rgb), for the cache of selected images."""
+    truncated_setting = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with _open(data) as image:
+                image.load()
+                return to_rgb(image).copy()
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = truncated_setting
+
+
+def near_duplicate_keepers(hashes: np.ndarray, max_distance: int) -> np.ndarray:
+    """For hashes in preference order: the index of each one's group keeper (itself if it is kept).
+
+    Groups are the connected components of "differ in at most max_distance bits" (a chain of near
+    copies is one group); the keeper is a group's first member. Vectorised breadth-first search, so
+    even a set where everything matches everything costs O(n^2) numpy work, not Python loops.
+    """
+    hashes = np.asarray(hashes, dtype=np.uint64)
+    keeper = np.full(len(hashes), -1, dtype=np.int64)
+    remaining = np.arange(len(hashes))
+    while remaining.size:
+        start = int(remaining[0])
+        keeper[start] = start
+        remaining = remaining[1:]
+        frontier = [start]
+        while frontier and remaining.size:
+            current = frontier.pop()
+            near = np.bitwise_count(hashes[remaining] ^ hashes[current]) <= max_distance
+            if near.any():
+                found = remaining[near]
+                keeper[found] = start
+                frontier.extend(found.tolist())
+                remaining = remaining[~near]
+    return keeper
 
 
 def hamming_matrix_pairs(hashes: np.ndarray, max_distance: int) -> list[tuple[int, int, int]]:
     """All pairs (i, j, distance) with i < j whose 64-bit hashes differ in at most max_distance bits."""
-    hashes = hashes.astype(np.uint64)
+    hashes = np.asarray(hashes, dtype=np.uint64)
     pairs = []
     for i in range(len(hashes) - 1):
         distances = np.bitwise_count(hashes[i + 1 :] ^ hashes[i])

@@ -2,8 +2,13 @@
 
 Per class, usable images are ordered by sha256(f"{seed}:{content sha256}"): the first n_train go to
 train, the next n_val to validation. The order depends on content and seed alone, so renaming files
-or reordering the archive picks the same images, and a duplicate group, collapsed to one kept member
-before the pick, can never span train and validation.
+or reordering the archive picks the same images, and the manifest (rows sorted by split, class and
+content hash) is byte-identical for the same images and seed.
+
+Duplicates are collapsed before the pick, so a group can never span train and validation: exact
+copies (same sha256) and near copies (perceptual hashes within ``near_duplicate_distance`` bits,
+chains included) form one group, whose first member in pick order is kept -- with a picklist, a
+picked member first -- and the others are rejected naming the kept file.
 """
 
 from __future__ import annotations
@@ -13,17 +18,18 @@ import hashlib
 import io
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from cnn_study.screening import Screened, hamming_matrix_pairs, screen_image
+from cnn_study.screening import Screened, near_duplicate_keepers, screen_image
 from cnn_study.sources import ImageSource
 
 log = logging.getLogger(__name__)
 
 MANIFEST_COLUMNS = ["file", "sha256", "label", "split", "width", "height", "original_mode"]
-REJECTED_COLUMNS = ["file", "label", "sha256", "reason"]
+REJECTED_COLUMNS = ["file", "reason", "detail", "kept", "label", "sha256", "width", "height", "original_mode"]
 SPLITS = ("train", "val")
 
 
@@ -36,74 +42,124 @@ def pick_key(seed: int, sha256: str) -> str:
 
 
 def screen_source(source: ImageSource, classes: list[str], min_size: int) -> tuple[str, list[Screened]]:
+    """Read and screen every candidate once; a member that cannot be read is rejected, not raised."""
     layout, candidates = source.candidates(classes)
-    screened = [screen_image(c.file, c.label, source.read(c.file), min_size) for c in candidates]
+    screened = []
+    for candidate in candidates:
+        try:
+            data = source.read(candidate.file)
+        except Exception as error:  # noqa: BLE001 -- bad CRC, encryption, permissions: a reason
+            item = Screened(candidate.file, candidate.label, "", reason="unreadable")
+            item.detail = f"{type(error).__name__}: {' '.join(str(error).split())[:120]}"
+            screened.append(item)
+            continue
+        screened.append(screen_image(candidate.file, candidate.label, data, min_size))
     return layout, screened
 
 
-def mark_duplicates(screened: list[Screened], seed: int, max_distance: int) -> None:
-    """Collapse exact and near duplicates to the member the pick would meet first; reject the rest."""
+def mark_duplicates(screened: list[Screened], seed: int, max_distance: int, prefer: Sequence[str] = ()) -> None:
+    """Collapse exact and near duplicates to one member each; reject the rest naming the kept file.
+
+    The kept member is the group's first in (preferred files in their order, then pick order, then
+    file name), so it does not depend on archive order; ``prefer`` holds a picklist's files.
+    """
+    rank = {file: index for index, file in reversed(list(enumerate(prefer)))}
     usable = [s for s in screened if s.reason is None]
-    # Sort by pick key, then name, so the kept member does not depend on archive order.
-    usable.sort(key=lambda s: (pick_key(seed, s.sha256), s.file))
-    parent = list(range(len(usable)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    distance_to = {}
-    hashes = np.array([s.phash for s in usable], dtype=np.uint64)
-    for i, j, distance in hamming_matrix_pairs(hashes, max_distance):
-        # Union towards the smaller index: the earlier member in pick order is the one kept.
-        ri, rj = root(i), root(j)
-        if ri != rj:
-            parent[max(ri, rj)] = min(ri, rj)
-        distance_to[j] = min(distance, distance_to.get(j, 64))
-    for index, item in enumerate(usable):
-        kept = root(index)
+    usable.sort(key=lambda s: (rank.get(s.file, len(rank)), pick_key(seed, s.sha256), s.file))
+    # Exact copies: identical bytes, the first in that order stays.
+    first_of: dict[str, Screened] = {}
+    distinct = []
+    for item in usable:
+        keeper = first_of.setdefault(item.sha256, item)
+        if keeper is item:
+            distinct.append(item)
+        else:
+            item.reason, item.kept, item.detail = "exact duplicate", keeper.file, "same sha256"
+    # Near copies among the distinct contents.
+    hashes = np.array([s.phash for s in distinct], dtype=np.uint64)
+    for index, kept in enumerate(near_duplicate_keepers(hashes, max_distance)):
         if kept != index:
-            keeper = usable[kept]
-            kind = "exact duplicate" if keeper.sha256 == item.sha256 else "near duplicate"
-            item.reason = f"{kind} of {keeper.file}"
+            item, keeper = distinct[index], distinct[kept]
+            distance = int(np.bitwise_count(hashes[index] ^ hashes[kept]))
+            item.reason, item.kept, item.detail = "near duplicate", keeper.file, f"phash distance {distance}"
 
 
 def pick(screened: list[Screened], classes: list[str], n_train: int, n_val: int, seed: int) -> list[dict]:
-    rows = []
+    short = []
+    ordered = {}
     for label in classes:
-        usable = sorted(
+        ordered[label] = sorted(
             (s for s in screened if s.reason is None and s.label == label),
             key=lambda s: (pick_key(seed, s.sha256), s.file),
         )
-        if len(usable) < n_train + n_val:
-            raise SelectionError(
-                f"class {label}: {len(usable)} usable images, but n_train + n_val = {n_train} + {n_val} "
-                f"= {n_train + n_val} are needed; lower them or add images"
-            )
-        for position, item in enumerate(usable[: n_train + n_val]):
-            rows.append(_manifest_row(item, "train" if position < n_train else "val"))
-    return rows
-
-
-def apply_picklist(screened: list[Screened], picklist: Path) -> list[dict]:
-    """A user's own hand-pick (CSV with columns file, split), checked like the automatic pick."""
-    by_file = {s.file: s for s in screened}
+        if len(ordered[label]) < n_train + n_val:
+            candidates = sum(1 for s in screened if s.label == label)
+            short.append(f"{label} {len(ordered[label])} usable of {candidates}")
+    if short:
+        raise SelectionError(
+            f"too few usable images: {'; '.join(short)}; n_train + n_val = {n_train} + {n_val} = "
+            f"{n_train + n_val} per class are needed; lower them or add images"
+        )
     rows = []
-    with open(picklist, newline="") as handle:
-        for line, entry in enumerate(csv.DictReader(handle), start=2):
-            file, split = entry.get("file"), entry.get("split")
-            if file not in by_file:
-                raise SelectionError(f"{picklist}:{line}: {file!r} is not an image of the source; fix the name")
-            if split not in SPLITS:
-                raise SelectionError(f"{picklist}:{line}: split {split!r} must be train or val")
-            item = by_file[file]
-            if item.reason is not None:
-                raise SelectionError(f"{picklist}:{line}: {file} is unusable ({item.reason}); pick another")
-            rows.append(_manifest_row(item, split))
-    # Duplicates other than a group's kept member are unusable, so a group cannot span splits.
-    return _sorted_rows(rows)
+    for label in classes:
+        for position, item in enumerate(ordered[label][: n_train + n_val]):
+            rows.append(_manifest_row(item, "train" if position < n_train else "val"))
+    return _sorted_rows(rows, classes)
+
+
+def read_picklist(picklist: Path) -> list[tuple[int, str, str]]:
+    """(line, file, split) for each entry of a picklist CSV with columns file and split."""
+    try:
+        with open(picklist, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            columns = [c.strip() for c in reader.fieldnames or []]
+            if "file" not in columns or "split" not in columns:
+                raise SelectionError(f"{picklist}: a picklist needs the columns file,split; it has {columns}")
+            reader.fieldnames = columns
+            entries = [
+                (line, (entry.get("file") or "").strip(), (entry.get("split") or "").strip())
+                for line, entry in enumerate(reader, start=2)
+            ]
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise SelectionError(f"{picklist}: cannot read the picklist ({error})") from None
+    if not entries:
+        raise SelectionError(f"{picklist}: the picklist names no images")
+    return entries
+
+
+def apply_picklist(screened: list[Screened], picklist: Path, entries=None, classes=None) -> list[dict]:
+    """A user's own hand-pick (CSV with columns file, split), checked like the automatic pick.
+
+    Call mark_duplicates with the picked files preferred first, so that a picked file is only
+    rejected as a duplicate when another picked file is kept in its place.
+    """
+    entries = read_picklist(picklist) if entries is None else entries
+    by_file = {s.file: s for s in screened}
+    first_line: dict[str, int] = {}
+    for line, file, _ in entries:
+        first_line.setdefault(file, line)
+    rows = []
+    for line, file, split in entries:
+        where = f"{picklist}:{line}"
+        if file not in by_file:
+            raise SelectionError(f"{where}: {file!r} is not an image of the source's layout; fix the name")
+        if split not in SPLITS:
+            raise SelectionError(f"{where}: split {split!r} of {file} must be train or val")
+        if first_line[file] != line:
+            raise SelectionError(f"{where}: {file} is listed twice (also on line {first_line[file]}); list it once")
+        item = by_file[file]
+        if item.kept and item.kept in first_line:
+            raise SelectionError(
+                f"{where}: {file} is a {item.reason} of {item.kept} (line {first_line[item.kept]}, "
+                f"{item.detail}); pick only one of them"
+            )
+        if item.reason is not None:
+            raise SelectionError(f"{where}: {file} is unusable ({item.description}); pick another")
+        rows.append(_manifest_row(item, split))
+    for split in SPLITS:
+        if not any(row["split"] == split for row in rows):
+            raise SelectionError(f"{picklist}: no image is picked for {split}; a run needs both train and val")
+    return _sorted_rows(rows, classes or sorted({row["label"] for row in rows}))
 
 
 def _manifest_row(item: Screened, split: str) -> dict:
@@ -113,19 +169,20 @@ def _manifest_row(item: Screened, split: str) -> dict:
     }
 
 
-def _sorted_rows(rows: list[dict]) -> list[dict]:
-    return sorted(rows, key=lambda r: (SPLITS.index(r["split"]), r["label"], r["sha256"]))
+def _sorted_rows(rows: list[dict], classes: list[str]) -> list[dict]:
+    order = {label: index for index, label in enumerate(classes)}
+    return sorted(rows, key=lambda r: (SPLITS.index(r["split"]), order[r["label"]], r["sha256"], r["file"]))
 
 
 def write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
-    """Write atomically: a reader never sees half a file."""
+    """Write atomically (UTF-8, '\\n' line ends): a reader never sees half a file."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
-    partial.write_text(buffer.getvalue())
+    partial.write_text(buffer.getvalue(), encoding="utf-8", newline="")
     partial.replace(path)
 
 
@@ -141,22 +198,32 @@ def select_images(
     near_duplicate_distance: int,
     picklist: str | Path | None = None,
 ) -> list[dict]:
+    entries = read_picklist(Path(picklist)) if picklist else None
     with ImageSource(source_path) as source:
         layout, screened = screen_source(source, classes, min_size)
-    log.info("%s: %s layout, %d candidate images", source_path, layout, len(screened))
-    mark_duplicates(screened, seed, near_duplicate_distance)
+    per_class = Counter(s.label for s in screened)
+    log.info(
+        "%s: %s layout, %d candidate images (%s)", source_path, layout, len(screened),
+        ", ".join(f"{label} {per_class[label]}" for label in classes),
+    )
+    mark_duplicates(screened, seed, near_duplicate_distance, prefer=[f for _, f, _ in entries or []])
     rejected = sorted((s for s in screened if s.reason), key=lambda s: s.file)
-    reasons = Counter(s.reason.split(" (")[0].split(" of ")[0] for s in rejected)
+    reasons = Counter(s.reason for s in rejected)
     for reason, count in sorted(reasons.items()):
         log.info("rejected %5d: %s", count, reason)
-    log.info("usable: %d of %d", len(screened) - len(rejected), len(screened))
-    if picklist:
-        rows = apply_picklist(screened, Path(picklist))
+    usable = Counter(s.label for s in screened if s.reason is None)
+    log.info(
+        "usable: %d of %d (%s)", len(screened) - len(rejected), len(screened),
+        ", ".join(f"{label} {usable[label]}" for label in classes),
+    )
+    # rejected.csv is written before a failing pick, so the reasons can be read either way.
+    write_csv(Path(rejected_path), [vars(s) for s in rejected], REJECTED_COLUMNS)
+    if entries is not None:
+        rows = apply_picklist(screened, Path(picklist), entries, classes)
     else:
-        rows = _sorted_rows(pick(screened, classes, n_train, n_val, seed))
+        rows = pick(screened, classes, n_train, n_val, seed)
     for split in SPLITS:
         counts = Counter(r["label"] for r in rows if r["split"] == split)
         log.info("%s: %s", split, ", ".join(f"{label} {counts[label]}" for label in classes))
-    write_csv(Path(rejected_path), [vars(s) for s in rejected], REJECTED_COLUMNS)
     write_csv(Path(manifest_path), rows, MANIFEST_COLUMNS)
     return rows

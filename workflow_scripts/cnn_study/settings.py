@@ -39,7 +39,8 @@ def describe_schema_error(error: jsonschema.ValidationError) -> str:
 def explain_config_error(config: dict, schema_path: str | Path) -> str:
     """One line naming the key that breaks the schema (snakemake's own message spans many lines)."""
     schema = yaml.safe_load(Path(schema_path).read_text())
-    errors = list(jsonschema.Draft7Validator(schema).iter_errors(config))
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    errors = list(validator.iter_errors(config))
     if not errors:
         return "invalid config"
     # best_match prefers the deepest, most specific error: the one that names the exact key.
@@ -82,6 +83,14 @@ def model_settings(config: dict, model: str) -> dict:
 def format_lr(lr: float) -> str:
     """The learning rate as it appears in paths: short and stable (0.001 -> '0.001', 1e-05 -> '1e-05')."""
     return f"{float(lr):g}"
+
+
+def kaggle_archive_path(kaggle: dict) -> str:
+    """Where the Kaggle download lands in resources/: a competition file or a whole dataset."""
+    if kaggle["dataset"]:
+        owner, name = kaggle["dataset"].split("/", 1)
+        return f"resources/kaggle/datasets/{owner}__{name}.zip"
+    return f"resources/kaggle/{kaggle['competition']}/{kaggle['file']}"
 
 
 def run_grid(config: dict) -> list[dict]:

@@ -2,7 +2,15 @@
 
 Layouts are detected from member names inside the source, never from the archive's own file name:
 - competition: ``<any folder>/cat.123.jpg``, ``<any folder>/dog.7.jpg`` (Kaggle's dogs-vs-cats train.zip)
-- petimages:   ``<any folder>/PetImages/Cat/123.jpg`` (Microsoft's PetImages release on Kaggle)
+- petimages:   ``<any folder>/PetImages/Cat/123.jpg`` (Microsoft's PetImages release on Kaggle); any
+  folder named after a class counts, so the PetImages folder itself may be given as the source.
+Class names match case-insensitively. Whichever layout matches more members wins (competition on a
+tie). Members that are not images of that layout -- Thumbs.db, readme files, macOS ``__MACOSX`` and
+``._`` resource forks, hidden files -- are ignored.
+
+A zip is read in place and trusted only as a whole: a member with an absolute path or '..'
+(zip-slip), a drive letter, or a name given twice refuses the archive; so does an archive with no
+central directory (a half-written download, which writers avoid with temp + rename).
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
+LAYOUTS = ("competition", "petimages")
 
 
 class SourceError(ValueError):
@@ -30,14 +39,21 @@ def _layout_patterns(classes: list[str]) -> dict[str, re.Pattern]:
     suffixes = "|".join(s.lstrip(".") for s in IMAGE_SUFFIXES)
     return {
         "competition": re.compile(rf"(?:^|/)({names})\.[^/]+\.(?:{suffixes})$", re.IGNORECASE),
-        "petimages": re.compile(rf"(?:^|/)PetImages/({names})/[^/]+\.(?:{suffixes})$", re.IGNORECASE),
+        "petimages": re.compile(rf"(?:^|/)({names})/[^/]+\.(?:{suffixes})$", re.IGNORECASE),
     }
+
+
+def _ignored(name: str) -> bool:
+    """Hidden files, macOS resource forks and metadata folders are never candidates."""
+    parts = name.split("/")
+    return any(part.startswith(".") or part == "__MACOSX" for part in parts)
 
 
 def check_member_name(name: str) -> str:
     """Refuse absolute paths and '..' (zip-slip): such an archive is not trusted at all."""
-    path = PurePosixPath(name.replace("\\", "/"))
-    if path.is_absolute() or ".." in path.parts or re.match(r"^[A-Za-z]:", name):
+    posix = name.replace("\\", "/")
+    path = PurePosixPath(posix)
+    if path.is_absolute() or ".." in path.parts or re.match(r"^[A-Za-z]:", posix):
         raise SourceError(f"unsafe member name {name!r} in archive (absolute or '..'); refusing it")
     return str(path)
 
@@ -47,43 +63,72 @@ class ImageSource:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self._zip = None
+        self._members: dict[str, zipfile.ZipInfo] = {}
         if self.path.is_dir():
-            self._zip = None
             self._names = sorted(
                 p.relative_to(self.path).as_posix() for p in self.path.rglob("*") if p.is_file()
             )
-        elif zipfile.is_zipfile(self.path):
-            self._zip = zipfile.ZipFile(self.path)
-            self._names = sorted(
-                check_member_name(info.filename) for info in self._zip.infolist() if not info.is_dir()
-            )
-        elif self.path.exists():
-            raise SourceError(f"{self.path}: not a zip archive or a folder; give a .zip or a folder of images")
+        elif self.path.is_file():
+            self._open_zip()
+            self._names = sorted(self._members)
         else:
             raise SourceError(f"{self.path}: no such file or folder; check dataset.source")
 
+    def _open_zip(self) -> None:
+        with open(self.path, "rb") as handle:
+            head = handle.read(4)
+        if not zipfile.is_zipfile(self.path):
+            if head.startswith(b"PK"):
+                raise SourceError(
+                    f"{self.path}: incomplete or damaged zip archive (no central directory); download it again"
+                )
+            raise SourceError(f"{self.path}: not a zip archive or a folder; give a .zip or a folder of images")
+        try:
+            self._zip = zipfile.ZipFile(self.path)
+            infos = self._zip.infolist()
+        except (zipfile.BadZipFile, OSError, ValueError) as error:
+            raise SourceError(f"{self.path}: damaged zip archive ({error}); download it again") from None
+        for info in infos:
+            name = check_member_name(info.filename)
+            if info.is_dir() or name in (".", ""):
+                continue
+            if name in self._members:
+                raise SourceError(f"{self.path}: member {name!r} appears twice; the archive is ambiguous")
+            self._members[name] = info
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._names)
+
     def read(self, name: str) -> bytes:
         if self._zip is not None:
-            return self._zip.read(name)
+            return self._zip.read(self._members[name])
         return (self.path / name).read_bytes()
+
+    def detect_layout(self, classes: list[str]) -> tuple[str, dict[str, list[tuple[str, str]]]]:
+        patterns = _layout_patterns(classes)
+        by_lower = {c.lower(): c for c in classes}
+        found: dict[str, list[tuple[str, str]]] = {layout: [] for layout in LAYOUTS}
+        for name in self._names:
+            if _ignored(name):
+                continue
+            for layout in LAYOUTS:
+                match = patterns[layout].search(name)
+                if match:
+                    found[layout].append((name, by_lower[match.group(1).lower()]))
+        layout = max(LAYOUTS, key=lambda key: len(found[key]))  # first of LAYOUTS on a tie
+        return layout, found
 
     def candidates(self, classes: list[str]) -> tuple[str, list[Candidate]]:
         """The layout found in the content and every member that is an image of it, labelled."""
-        patterns = _layout_patterns(classes)
-        matches = {
-            layout: [(name, pattern.search(name)) for name in self._names]
-            for layout, pattern in patterns.items()
-        }
-        counts = {layout: sum(1 for _, m in found if m) for layout, found in matches.items()}
-        layout = max(counts, key=counts.get)
-        if counts[layout] == 0:
+        layout, found = self.detect_layout(classes)
+        if not found[layout]:
             raise SourceError(
                 f"{self.path}: no images of classes {', '.join(classes)} in the competition layout "
                 "(train/cat.1.jpg) or the PetImages layout (PetImages/Cat/1.jpg)"
             )
-        by_lower = {c.lower(): c for c in classes}
-        found = [Candidate(name, by_lower[m.group(1).lower()]) for name, m in matches[layout] if m]
-        return layout, found
+        return layout, [Candidate(name, label) for name, label in found[layout]]
 
     def close(self) -> None:
         if self._zip is not None:

@@ -1,0 +1,261 @@
+"""Screening: one decode per file, a reason for every bad file, conversions to RGB, perceptual hashes."""
+
+from __future__ import annotations
+
+import random
+import struct
+import time
+import warnings
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image, ImageFile
+from photo_fixtures import encode, jpeg, photo
+
+from cnn_study import screening
+from cnn_study.screening import decode_rgb, near_duplicate_keepers, phash, screen_image
+
+ROOT = Path(__file__).resolve().parents[1]
+REASONS = {
+    "zero bytes", "not an image", "truncated or undecodable", "too large", "smaller than minimum size",
+}
+
+
+def default_threshold() -> int:
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())["dataset"]["near_duplicate_distance"]
+    schema = yaml.safe_load((ROOT / "schemas" / "config.schema.yaml").read_text())
+    default = schema["properties"]["dataset"]["properties"]["near_duplicate_distance"]["default"]
+    assert config == default, "config.yaml and the schema disagree on near_duplicate_distance"
+    return default
+
+
+def screen(data: bytes, min_size: int = 32, file: str = "train/cat.1.jpg"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing may leak out of screening, not even a warning
+        return screen_image(file, "cat", data, min_size)
+
+
+def distance(a: int, b: int) -> int:
+    return bin(a ^ b).count("1")
+
+
+def png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+# ---- reasons -------------------------------------------------------------------------------
+
+
+def test_good_jpeg_is_usable_and_described():
+    data = jpeg(3, size=(96, 80))
+    result = screen(data)
+    assert result.reason is None
+    assert (result.width, result.height, result.original_mode) == (96, 80, "RGB")
+    assert len(result.sha256) == 64 and result.phash != 0
+
+
+@pytest.mark.parametrize(
+    "data, reason",
+    [
+        (b"", "zero bytes"),
+        (jpeg(1)[: len(jpeg(1)) // 2], "truncated or undecodable"),
+        (jpeg(1)[:-300], "truncated or undecodable"),
+        (jpeg(1)[:40], "truncated or undecodable"),  # the header itself cut off
+        (encode(photo(1), "PNG")[:-400], "truncated or undecodable"),
+        (b"This is a text file that someone named cat.1.jpg\n", "not an image"),
+        (b"<!DOCTYPE html><html><body>404</body></html>", "not an image"),
+        (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n", "not an image"),  # never Ghostscript
+        (encode(photo(1, size=(20, 20))), "smaller than minimum size"),
+        (encode(photo(1, size=(200, 31))), "smaller than minimum size"),
+    ],
+    ids=["zero", "truncated-half", "truncated-tail", "header-only", "truncated-png", "text", "html", "eps",
+         "small", "thin"],
+)
+def test_each_kind_of_bad_file_gets_a_reason(data, reason):
+    result = screen(data)
+    assert result.reason == reason
+    assert result.description.startswith(reason)
+
+
+def test_too_small_detail_gives_the_size():
+    result = screen(encode(photo(2, size=(20, 24))), min_size=32)
+    assert result.detail == "20x24 < 32 px"
+    assert screen(encode(photo(2, size=(40, 40))), min_size=32).reason is None
+
+
+def test_truncated_is_rejected_even_when_pillow_is_told_to_load_truncated_images(monkeypatch):
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    assert screen(jpeg(1)[:-300]).reason == "truncated or undecodable"
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is True  # the caller's setting is restored
+
+
+def test_decompression_bomb_header_is_rejected_not_raised():
+    # A PNG claiming 100,000 x 100,000 pixels with almost no data: Pillow refuses it at open.
+    header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
+    data = (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header)
+            + png_chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + png_chunk(b"IEND", b""))
+    result = screen(data)
+    assert result.reason == "too large"
+    assert (result.width, result.height) == (0, 0) or result.width == 100_000
+
+
+def test_image_over_the_pixel_limit_is_rejected_undecoded(monkeypatch):
+    monkeypatch.setattr(screening, "MAX_PIXELS", 5000)
+    result = screen(jpeg(1, size=(96, 80)))
+    assert result.reason == "too large" and "96x80" in result.detail
+
+
+def test_pillow_bomb_warning_does_not_escape(monkeypatch):
+    # Pillow warns between MAX_IMAGE_PIXELS and twice that; the warning must not reach the caller.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 5000)
+    monkeypatch.setattr(screening, "MAX_PIXELS", 10**9)
+    assert screen(jpeg(1, size=(96, 80))).reason is None  # 7,680 pixels: a warning, still decoded
+    assert screen(jpeg(1, size=(128, 128))).reason == "too large"  # 16,384 pixels: Pillow's error
+
+
+def test_odd_exif_is_harmless():
+    rng = np.random.default_rng(0)
+    garbage = b"Exif\x00\x00" + b"MM\x00*\x00\x00\x00\x08" + rng.integers(0, 256, 300, dtype=np.uint8).tobytes()
+    data = encode(photo(4), "JPEG", exif=garbage)
+    result = screen(data)
+    assert result.reason is None
+    assert decode_rgb(data).mode == "RGB"
+
+
+def test_no_corruption_crashes_screening():
+    """Bit flips and cuts anywhere in JPEG, PNG and GIF files: always a result, never an exception."""
+    rng = random.Random(0)
+    originals = [jpeg(5), encode(photo(5), "PNG"), encode(photo(5).convert("P"), "GIF"), encode(photo(5), "BMP")]
+    for original in originals:
+        for _ in range(40):
+            data = bytearray(original)
+            for _ in range(rng.randint(1, 6)):
+                data[rng.randrange(len(data))] = rng.randrange(256)
+            if rng.random() < 0.5:
+                data = data[: rng.randrange(1, len(data))]
+            result = screen(bytes(data))
+            assert result.reason is None or result.reason in REASONS, result
+
+
+# ---- conversions ---------------------------------------------------------------------------
+
+
+def sixteen_bit_png() -> bytes:
+    ramp = np.linspace(0, 65535, 96 * 80).reshape(80, 96).astype(np.uint16)
+    return encode(Image.fromarray(ramp), "PNG")
+
+
+def animated_gif() -> bytes:
+    frames = [photo(seed).convert("P") for seed in (6, 7, 8)]
+    return encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+
+
+CONVERSIONS = {
+    "grayscale-jpeg": (lambda: encode(photo(6).convert("L")), "L"),
+    "cmyk-jpeg": (lambda: encode(photo(6).convert("CMYK")), "CMYK"),
+    "palette-png": (lambda: encode(photo(6).convert("P"), "PNG"), "P"),
+    "png-named-jpg": (lambda: encode(photo(6), "PNG"), "RGB"),
+    "gif-named-jpg": (lambda: encode(photo(6).convert("P"), "GIF"), "P"),
+    "animated-gif": (animated_gif, "P"),
+    "rgba-png": (lambda: encode(photo(6).convert("RGBA"), "PNG"), "RGBA"),
+    "la-png": (lambda: encode(photo(6).convert("LA"), "PNG"), "LA"),
+    "16-bit-png": (sixteen_bit_png, "I;16"),
+    "bilevel-png": (lambda: encode(photo(6).convert("1"), "PNG"), "1"),
+    "bmp": (lambda: encode(photo(6), "BMP"), "RGB"),
+    "tiff": (lambda: encode(photo(6), "TIFF"), "RGB"),
+    "progressive-jpeg": (lambda: encode(photo(6), "JPEG", progressive=True), "RGB"),
+    "mpo": (lambda: encode(photo(6), "MPO", save_all=True, append_images=[photo(7)]), "RGB"),
+}
+
+
+@pytest.mark.parametrize("name", CONVERSIONS)
+def test_other_modes_and_formats_are_converted_not_dropped(name):
+    make, mode = CONVERSIONS[name]
+    data = make()
+    result = screen(data, file="train/cat.6.jpg")  # always a .jpg name: decoded by content
+    assert result.reason is None, result.description
+    assert result.original_mode == mode
+    assert (result.width, result.height) == (96, 80)
+    image = decode_rgb(data)
+    assert image.mode == "RGB" and image.size == (96, 80)
+
+
+@pytest.mark.parametrize("name", ["grayscale-jpeg", "cmyk-jpeg", "palette-png", "png-named-jpg", "gif-named-jpg",
+                                  "rgba-png", "la-png"])
+def test_converted_copies_hash_like_the_original(name):
+    original = screen(jpeg(6)).phash
+    assert distance(original, screen(CONVERSIONS[name][0]()).phash) <= default_threshold()
+
+
+def test_sixteen_bit_values_are_scaled_not_clipped():
+    pixels = np.asarray(decode_rgb(sixteen_bit_png()), dtype=np.float64)
+    assert 100 < pixels.mean() < 155  # clipping to 255 would make it nearly white
+    assert pixels.min() == 0 and pixels.max() == 255
+
+
+def test_transparency_is_composited_on_white():
+    clear = Image.new("RGBA", (40, 40), (0, 0, 0, 0))
+    assert np.all(np.asarray(decode_rgb(encode(clear, "PNG"))) == 255)
+    half = Image.new("RGBA", (40, 40), (0, 0, 0, 128))
+    assert np.allclose(np.asarray(decode_rgb(encode(half, "PNG"))), 127, atol=1)
+
+
+def test_cmyk_jpeg_keeps_its_colours():
+    original = np.asarray(photo(9), dtype=np.float64)
+    converted = np.asarray(decode_rgb(encode(photo(9).convert("CMYK"), quality=95)), dtype=np.float64)
+    assert np.abs(original - converted).mean() < 6
+
+
+# ---- perceptual hash -----------------------------------------------------------------------
+
+
+def test_phash_matches_imagehash():
+    imagehash = pytest.importorskip("imagehash")
+    for seed in range(5):
+        image = photo(seed)
+        assert phash(image) == int(str(imagehash.phash(image)), 16)
+
+
+@pytest.mark.parametrize(
+    "transform",
+    [
+        lambda im: encode(im, quality=30),
+        lambda im: encode(im.resize((72, 60)), quality=50),
+        lambda im: encode(im.resize((48, 40)), quality=60),
+        lambda im: encode(im.resize((144, 120)), quality=40),
+        lambda im: encode(im.resize((160, 120)), quality=75),  # aspect ratio changed too
+    ],
+    ids=["q30", "75%-q50", "50%-q60", "150%-q40", "stretched"],
+)
+def test_reencoded_and_resized_copies_are_within_the_default_threshold(transform):
+    threshold = default_threshold()
+    for seed in range(30):
+        original = screen(jpeg(seed)).phash
+        copy = screen(transform(photo(seed))).phash
+        assert distance(original, copy) <= threshold, seed
+
+
+def test_distinct_test_photos_are_not_near_duplicates():
+    hashes = np.array([screen(jpeg(seed)).phash for seed in range(120)], dtype=np.uint64)
+    distances = np.bitwise_count(hashes[:, None] ^ hashes[None, :])
+    upper = distances[np.triu_indices(len(hashes), 1)]
+    assert upper.min() > default_threshold() + 4
+
+
+def test_keepers_follow_chains_and_preference_order():
+    a, b, c, far = 0b0, 0b11, 0b1111, (1 << 64) - 1
+    hashes = np.array([c, far, a, b], dtype=np.uint64)  # c~b (2 bits), b~a (2 bits), c and a 4 apart
+    assert near_duplicate_keepers(hashes, 2).tolist() == [0, 1, 0, 0]
+    assert near_duplicate_keepers(hashes, 1).tolist() == [0, 1, 2, 3]
+    assert near_duplicate_keepers(np.array([], dtype=np.uint64), 4).tolist() == []
+
+
+def test_keepers_stay_fast_when_everything_matches():
+    hashes = np.zeros(5000, dtype=np.uint64)
+    started = time.perf_counter()
+    keepers = near_duplicate_keepers(hashes, 4)
+    assert time.perf_counter() - started < 2
+    assert set(keepers.tolist()) == {0}

@@ -1,0 +1,274 @@
+"""The deterministic hand-pick: determinism, the leakage guard, picklists, rejected.csv, the real mini archive."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from photo_fixtures import competition_members, encode, jpeg, petimages_members, photo, write_folder, write_zip
+
+from cnn_study.selection import MANIFEST_COLUMNS, SelectionError, select_images
+
+CLASSES = ["cat", "dog"]
+MINI_ARCHIVE = Path(__file__).resolve().parents[1] / "../shared/data/dogs-vs-cats-mini/train.zip"
+
+
+def select(tmp_path, source, n_train=4, n_val=2, seed=0, distance=6, picklist=None, out="out"):
+    out = tmp_path / out
+    rows = select_images(
+        source_path=source, manifest_path=out / "manifest.csv", rejected_path=out / "rejected.csv",
+        classes=CLASSES, n_train=n_train, n_val=n_val, seed=seed, min_size=32,
+        near_duplicate_distance=distance, picklist=picklist,
+    )
+    return rows, (out / "manifest.csv").read_bytes(), read_csv(out / "rejected.csv")
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def sha_sets(rows) -> dict:
+    return {split: {r["sha256"] for r in rows if r["split"] == split} for split in ("train", "val")}
+
+
+# ---- the pick ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["zip", "folder"])
+@pytest.mark.parametrize("layout", ["competition", "petimages"])
+def test_pick_counts_and_manifest_columns(tmp_path, kind, layout):
+    members = competition_members(8) if layout == "competition" else petimages_members(8)
+    source = write_zip(tmp_path / "src.zip", members) if kind == "zip" else write_folder(tmp_path / "src", members)
+    rows, manifest, rejected = select(tmp_path, source)
+    assert manifest.decode().splitlines()[0] == ",".join(MANIFEST_COLUMNS)
+    assert rejected == []
+    for split, n in (("train", 4), ("val", 2)):
+        for label in CLASSES:
+            assert sum(1 for r in rows if r["split"] == split and r["label"] == label) == n
+    assert {r["original_mode"] for r in rows} == {"RGB"}
+    assert {(r["width"], r["height"]) for r in rows} == {(96, 80)}
+    assert len({r["sha256"] for r in rows}) == len(rows)
+
+
+def test_zip_and_folder_give_the_same_manifest(tmp_path):
+    members = competition_members(8)
+    _, from_zip, _ = select(tmp_path, write_zip(tmp_path / "train.zip", members), out="a")
+    _, from_folder, _ = select(tmp_path, write_folder(tmp_path / "train", members), out="b")
+    assert from_zip == from_folder
+
+
+def test_archive_order_does_not_change_the_manifest(tmp_path):
+    members = competition_members(10)
+    manifests = {
+        select(tmp_path, write_zip(tmp_path / f"z{order}.zip", members, shuffle_seed=order), out=f"o{order}")[1]
+        for order in range(3)
+    }
+    assert len(manifests) == 1
+
+
+def test_renaming_files_does_not_change_the_pick(tmp_path):
+    members = competition_members(10)
+    renamed = {}
+    for label in CLASSES:
+        names = [name for name in members if f"/{label}." in name]
+        numbers = random.Random(label).sample(range(1000, 2000), len(names))
+        for name, number in zip(names, numbers):
+            renamed[f"photos/{label}.{number}.jpg"] = members[name]
+    first, _, _ = select(tmp_path, write_zip(tmp_path / "a.zip", members), out="a")
+    second, _, _ = select(tmp_path, write_zip(tmp_path / "b.zip", renamed, shuffle_seed=1), out="b")
+    assert sha_sets(first) == sha_sets(second)
+    assert {r["file"] for r in first} != {r["file"] for r in second}
+
+
+def test_another_seed_picks_other_images(tmp_path):
+    source = write_zip(tmp_path / "train.zip", competition_members(10))
+    picks = [sha_sets(select(tmp_path, source, seed=seed, out=f"s{seed}")[0]) for seed in (0, 1, 0)]
+    assert picks[0] == picks[2]
+    assert picks[0] != picks[1]
+
+
+def test_too_few_usable_images_is_one_line_with_the_counts(tmp_path):
+    members = competition_members(5)
+    members["train/cat.5.jpg"] = b""
+    members["train/cat.6.jpg"] = b"not an image"
+    with pytest.raises(SelectionError) as error:
+        select(tmp_path, write_zip(tmp_path / "train.zip", members), n_train=4, n_val=2)
+    message = str(error.value)
+    assert "\n" not in message
+    assert "cat 5 usable of 7" in message and "dog 5 usable of 5" in message
+    assert "4 + 2 = 6" in message
+
+
+# ---- rejected files ------------------------------------------------------------------------
+
+
+def test_bad_files_are_listed_with_reasons_and_counted_in_the_log(tmp_path, caplog):
+    members = competition_members(7)
+    members.update({
+        "train/cat.100.jpg": b"",
+        "train/cat.101.jpg": jpeg(100)[:-300],
+        "train/cat.102.jpg": b"GIF? no, a text file",
+        "train/dog.103.jpg": encode(photo(103, size=(20, 20))),
+        "train/dog.104.jpg": encode(photo(104).convert("CMYK")),
+        "train/dog.105.jpg": encode(photo(105), "PNG"),
+        "train/Thumbs.db": b"\x00junk",
+    })
+    with caplog.at_level(logging.INFO, logger="cnn_study.selection"):
+        rows, _, rejected = select(tmp_path, write_zip(tmp_path / "train.zip", members))
+    reasons = {r["file"]: r["reason"] for r in rejected}
+    assert reasons == {
+        "train/cat.100.jpg": "zero bytes",
+        "train/cat.101.jpg": "truncated or undecodable",
+        "train/cat.102.jpg": "not an image",
+        "train/dog.103.jpg": "smaller than minimum size",
+    }
+    assert list(rejected[0]) [:2] == ["file", "reason"]
+    log = caplog.text
+    assert "competition layout, 20 candidate images (cat 10, dog 10)" in log
+    for reason in ("zero bytes", "truncated or undecodable", "not an image", "smaller than minimum size"):
+        assert f"rejected     1: {reason}" in log
+    assert "usable: 16 of 20 (cat 7, dog 9)" in log
+    assert not list((tmp_path / "out").glob("*.partial"))
+
+
+def test_converted_images_record_their_original_mode(tmp_path):
+    sixteen_bit = Image.fromarray((np.asarray(photo(7).convert("L"), dtype=np.uint16) * 257))
+    members = {
+        "train/cat.0.jpg": encode(photo(0).convert("L")),
+        "train/cat.1.jpg": encode(photo(1).convert("CMYK")),
+        "train/cat.2.jpg": encode(photo(2).convert("P"), "PNG"),
+        "train/cat.3.jpg": encode(photo(3), "GIF"),
+        "train/dog.0.jpg": encode(photo(4).convert("RGBA"), "PNG"),
+        "train/dog.1.jpg": encode(photo(5).convert("LA"), "PNG"),
+        "train/dog.2.jpg": encode(sixteen_bit, "PNG"),
+        "train/dog.3.jpg": encode(photo(6), "PNG"),
+    }
+    rows, _, rejected = select(tmp_path, write_zip(tmp_path / "train.zip", members), n_train=3, n_val=1)
+    assert rejected == []
+    assert {r["file"]: r["original_mode"] for r in rows} == {
+        "train/cat.0.jpg": "L", "train/cat.1.jpg": "CMYK", "train/cat.2.jpg": "P", "train/cat.3.jpg": "P",
+        "train/dog.0.jpg": "RGBA", "train/dog.1.jpg": "LA", "train/dog.2.jpg": "I;16", "train/dog.3.jpg": "RGB",
+    }
+
+
+# ---- duplicates and leakage ----------------------------------------------------------------
+
+
+def leaky_members() -> tuple[dict, str, str]:
+    """Ten cats, one of which also appears re-encoded and resized under another name."""
+    members = competition_members(10)
+    original = "train/cat.3.jpg"
+    copy = "train/cat.77.jpg"
+    members[copy] = encode(photo(3).resize((72, 60)), quality=50)
+    return members, original, copy
+
+
+def test_reencoded_resized_copy_never_spans_the_splits(tmp_path):
+    members, original, copy = leaky_members()
+    source = write_zip(tmp_path / "train.zip", members)
+    for seed in range(8):
+        rows, _, rejected = select(tmp_path, source, n_train=5, n_val=4, seed=seed, out=f"s{seed}")
+        picked = {r["file"] for r in rows}
+        assert not {original, copy} <= picked
+        (row,) = [r for r in rejected if r["file"] in (original, copy)]
+        assert row["reason"] == "near duplicate"
+        assert row["kept"] == ({original, copy} - {row["file"]}).pop()
+        assert "phash distance" in row["detail"]
+
+
+def test_without_the_guard_the_copy_would_leak(tmp_path):
+    """The same source with the near-duplicate check off: some seed puts the pair across the splits."""
+    members, original, copy = leaky_members()
+    source = write_zip(tmp_path / "train.zip", members)
+    spans = []
+    for seed in range(8):
+        rows, _, _ = select(tmp_path, source, n_train=5, n_val=4, seed=seed, distance=0, out=f"s{seed}")
+        splits = {r["file"]: r["split"] for r in rows}
+        spans.append(original in splits and copy in splits and splits[original] != splits[copy])
+    assert any(spans)
+
+
+def test_exact_duplicates_keep_one_member(tmp_path):
+    members = competition_members(8)
+    members["train/dog.50.jpg"] = members["train/cat.2.jpg"]  # the same bytes under both classes
+    members["train/cat.51.jpg"] = members["train/cat.2.jpg"]
+    rows, _, rejected = select(tmp_path, write_zip(tmp_path / "train.zip", members), n_train=5, n_val=2)
+    group = {"train/cat.2.jpg", "train/dog.50.jpg", "train/cat.51.jpg"}
+    dropped = [r for r in rejected if r["file"] in group]
+    assert len(dropped) == 2 and {r["reason"] for r in dropped} == {"exact duplicate"}
+    (kept,) = group - {r["file"] for r in dropped}
+    assert {r["kept"] for r in dropped} == {kept}
+    assert sum(1 for r in rows if r["file"] in group) == 1
+
+
+# ---- picklist ------------------------------------------------------------------------------
+
+
+def write_picklist(tmp_path, entries, name="picklist.csv", header="file,split") -> Path:
+    path = tmp_path / name
+    path.write_text("\n".join([header] + [f"{file},{split}" for file, split in entries]) + "\n")
+    return path
+
+
+def test_picklist_is_used_as_given(tmp_path):
+    members, original, copy = leaky_members()
+    source = write_zip(tmp_path / "train.zip", members)
+    # Picking the copy alone is fine: preferred, it is kept and the original is the duplicate.
+    entries = [("train/cat.0.jpg", "train"), (copy, "train"), ("train/dog.1.jpg", "train"),
+               ("train/cat.5.jpg", "val"), ("train/dog.6.jpg", "val")]
+    rows, _, rejected = select(tmp_path, source, picklist=write_picklist(tmp_path, entries))
+    assert sorted((r["file"], r["split"]) for r in rows) == sorted(entries)
+    assert {r["file"]: r["kept"] for r in rejected} == {original: copy}
+
+
+@pytest.mark.parametrize(
+    "entries, message",
+    [
+        ([("train/cat.404.jpg", "train")], "'train/cat.404.jpg' is not an image of the source"),
+        ([("train/cat.1.jpg", "test")], "split 'test' of train/cat.1.jpg must be train or val"),
+        ([("train/cat.99.jpg", "train")], "train/cat.99.jpg is unusable (zero bytes)"),
+        ([("train/cat.1.jpg", "train"), ("train/cat.1.jpg", "val")], "listed twice (also on line 2)"),
+        ([("train/cat.3.jpg", "train"), ("train/cat.77.jpg", "val")], "train/cat.77.jpg is a near duplicate of train/cat.3.jpg (line 2"),
+        ([("train/cat.1.jpg", "train"), ("train/cat.2.jpg", "train")], "no image is picked for val"),
+    ],
+    ids=["unknown", "bad-split", "unusable", "listed-twice", "duplicate-pair", "no-val"],
+)
+def test_picklist_validation(tmp_path, entries, message):
+    members, _, _ = leaky_members()
+    members["train/cat.99.jpg"] = b""
+    padding = [("train/dog.0.jpg", "train"), ("train/dog.1.jpg", "val")] if message != "no image is picked for val" else []
+    picklist = write_picklist(tmp_path, entries + padding)
+    with pytest.raises(SelectionError) as error:
+        select(tmp_path, write_zip(tmp_path / "train.zip", members), picklist=picklist)
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_picklist_needs_file_and_split_columns(tmp_path):
+    picklist = write_picklist(tmp_path, [("train/cat.1.jpg", "train")], header="name,set")
+    with pytest.raises(SelectionError, match="needs the columns file,split"):
+        select(tmp_path, write_zip(tmp_path / "train.zip", competition_members(3)), picklist=picklist)
+
+
+# ---- the real mini archive -----------------------------------------------------------------
+
+
+def test_real_mini_archive(tmp_path):
+    if not MINI_ARCHIVE.exists():
+        pytest.skip(f"{MINI_ARCHIVE} is not here")
+    started = time.perf_counter()
+    rows, _, rejected = select(tmp_path, MINI_ARCHIVE, n_train=250, n_val=50)
+    elapsed = time.perf_counter() - started
+    assert elapsed < 30, f"screening + pick took {elapsed:.1f} s"
+    for split, n in (("train", 250), ("val", 50)):
+        for label in CLASSES:
+            assert sum(1 for r in rows if r["split"] == split and r["label"] == label) == n
+    assert len({r["sha256"] for r in rows}) == 600
+    assert len(rows) + len(rejected) <= 1000
