@@ -1,0 +1,131 @@
+"""The whole DAG for real: the demo on generated images, and a small grid on the real mini archive."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import struct
+
+import pandas as pd
+import pytest
+import yaml
+
+from helpers import MINI_ARCHIVE, REPO, copy_workflow, snakemake
+
+pytestmark = pytest.mark.slow
+
+DEMO = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
+MODELS = DEMO["grid"]["models"]
+OPTIMIZERS = DEMO["grid"]["optimizers"]
+EPOCHS = DEMO["training"]["epochs"]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    workdir = copy_workflow(tmp_path_factory.mktemp("demo") / "wf")
+    snakemake(workdir, "--cores", "2", "--configfile", "configs/demo.yaml")
+    return workdir
+
+
+def png_size(path):
+    header = path.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    return struct.unpack(">II", header[16:24])
+
+
+def test_manifest_has_the_configured_counts(demo):
+    rows = list(csv.DictReader(open(demo / "results/data/manifest.csv")))
+    assert list(rows[0]) == ["file", "sha256", "label", "split", "width", "height", "original_mode"]
+    for label in ("cat", "dog"):
+        assert sum(r["label"] == label and r["split"] == "train" for r in rows) == DEMO["dataset"]["n_train"]
+        assert sum(r["label"] == label and r["split"] == "val" for r in rows) == DEMO["dataset"]["n_val"]
+    assert all(re.fullmatch(r"[0-9a-f]{64}", r["sha256"]) for r in rows)
+    assert len({r["sha256"] for r in rows}) == len(rows)
+
+
+def test_every_run_has_a_full_history(demo):
+    for model in MODELS:
+        for optimizer in OPTIMIZERS:
+            run = demo / f"results/runs/{model}/{optimizer}/lr0.001/seed0"
+            history = pd.read_csv(run / "history.csv")
+            assert list(history["epoch"]) == list(range(1, EPOCHS + 1))
+            for column in ("loss", "val_loss", "epoch_seconds", "images_per_second"):
+                assert (history[column] > 0).all(), column
+            for column in ("accuracy", "val_accuracy"):
+                assert history[column].between(0, 1).all(), column
+            assert (run / "model.keras").stat().st_size > 1_000_000
+            provenance = json.loads((run / "run.json").read_text())
+            assert provenance["settings"]["model"] == model and provenance["settings"]["optimizer"] == optimizer
+            assert not (run / "resume").exists()
+
+
+def test_metrics_are_tidy_and_complete(demo):
+    epochs = pd.read_csv(demo / "results/metrics/epochs.csv")
+    assert len(epochs) == len(MODELS) * len(OPTIMIZERS) * EPOCHS
+    assert {"model", "optimizer", "lr", "seed", "phase", "epoch", "accuracy", "val_loss"} <= set(epochs.columns)
+    summary = pd.read_csv(demo / "results/metrics/summary.csv")
+    assert len(summary) == len(MODELS) * len(OPTIMIZERS)
+    assert summary["final_val_accuracy_mean"].between(0, 1).all()
+
+
+def test_figures_are_real_pngs_of_a_sensible_size(demo):
+    for model in MODELS:
+        for name in ("accuracy", "loss", "val_accuracy", "val_loss"):
+            width, height = png_size(demo / f"results/figures/{model}_{name}.png")
+            assert 600 <= width <= 3000 and 400 <= height <= 3000
+            assert (demo / f"results/figures/{model}_{name}.pdf").read_bytes()[:4] == b"%PDF"
+    assert png_size(demo / "results/figures/overview.png")[0] > 1000
+
+
+def test_tables_name_every_model_and_optimizer(demo):
+    table = (demo / "results/tables/summary.md").read_text()
+    for name in ("ResNet50", "InceptionV3", "SGD", "Adam", "RMSprop"):
+        assert name in table
+    assert "**" in table  # the best optimizer per model is marked
+    assert "C1" in (demo / "results/tables/claims.md").read_text()
+
+
+def test_repeat_with_nothing_changed_does_nothing(demo):
+    result = snakemake(demo, "--cores", "2", "--configfile", "configs/demo.yaml")
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_report_builds_with_every_figure(demo):
+    snakemake(demo, "--cores", "1", "--configfile", "configs/demo.yaml", "--report", "report.html")
+    html = (demo / "report.html").read_text(errors="replace")
+    assert len(html) > 100_000
+    for model in MODELS:
+        assert f"{model}_accuracy.png" in html and f"{model}_val_loss.png" in html
+    assert "summary.md" in html and "claims.md" in html
+
+
+def test_adding_a_seed_reruns_only_the_new_runs_and_the_results_stage(demo):
+    # An overlay file, not --config: Snakemake reads numbers in --config lists as strings.
+    (demo / "two_seeds.yaml").write_text(yaml.safe_dump({"grid": {**DEMO["grid"], "seeds": [0, 1]}}))
+    result = snakemake(demo, "-n", "--quiet", "rules", "--configfile", "configs/demo.yaml", "two_seeds.yaml")
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, re.MULTILINE))
+    assert counts.pop("train") == str(len(MODELS) * len(OPTIMIZERS))
+    assert set(counts) <= {"extract_metrics", "plot_model_figures", "plot_overview", "make_tables", "all", "total"}
+
+
+@pytest.mark.skipif(not MINI_ARCHIVE.exists(), reason=f"real photos not found at {MINI_ARCHIVE}")
+def test_real_photos_end_to_end_and_a_repeat_does_nothing(tmp_path):
+    workdir = copy_workflow(tmp_path / "wf")
+    (workdir / "small_grid.yaml").write_text(
+        yaml.safe_dump({"grid": {**DEMO["grid"], "models": ["resnet50"], "optimizers": ["sgd", "adam"]}})
+    )
+    # The README's way to point the demo at a local archive.
+    args = [
+        "--cores", "2", "--configfile", "configs/demo.yaml", "small_grid.yaml",
+        "--config", f'dataset={{"source": "{MINI_ARCHIVE}"}}',
+    ]
+    snakemake(workdir, *args)
+    rows = list(csv.DictReader(open(workdir / "results/data/manifest.csv")))
+    assert all(re.fullmatch(r"train/(cat|dog)\.\d+\.jpg", r["file"]) for r in rows)
+    assert {r["width"] for r in rows} == {"128"}
+    epochs = pd.read_csv(workdir / "results/metrics/epochs.csv")
+    assert set(epochs["optimizer"]) == {"sgd", "adam"} and len(epochs) == 2 * EPOCHS
+    png_size(workdir / "results/figures/resnet50_accuracy.png")
+    result = snakemake(workdir, *args)
+    assert "Nothing to be done" in result.stdout + result.stderr
