@@ -29,11 +29,18 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 echo "install_slurm: installing ${missing[*]}"
+# Keep the packages' postinst scripts from starting munge/slurmd/slurmctld services (the tests
+# start private daemons of their own): a temporary policy-rc.d that denies every start.
+POLICY=/usr/sbin/policy-rc.d
+if [ ! -e "$POLICY" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$POLICY" >/dev/null
+    $SUDO chmod 755 "$POLICY"
+    trap '$SUDO rm -f "$POLICY"' EXIT
+fi
 $SUDO apt-get update -qq
-# policy-rc.d keeps the packages' postinst from trying to start services (no systemd in CI containers).
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 
 for b in slurmctld slurmd sinfo sbatch squeue munged; do
     command -v "$b" >/dev/null 2>&1 || [ -x "/usr/sbin/$b" ] || { echo "install_slurm: $b missing after install" >&2; exit 1; }
 done
-echo "install_slurm: done ($(sinfo --version 2>/dev/null || echo 'sinfo ?'))"
+echo "install_slurm: done (slurm $(dpkg-query -W -f='${Version}' slurmctld))"

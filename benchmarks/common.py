@@ -212,6 +212,7 @@ class Timeline:
         self.jsonl = Path(jsonl) if jsonl else None
         self.images = images_per_epoch
         self.epoch_logs: list[dict] = []
+        self.params: int | None = None
 
     def mark(self, event: str, epoch: int = -1) -> None:
         self.events.append((event, epoch, time.perf_counter(), time.process_time()))
@@ -242,9 +243,16 @@ class Timeline:
         return Probe()
 
     def _epoch_done(self, epoch: int, logs: dict) -> None:
-        row = {"epoch": epoch, "wall": time.perf_counter(), "cpu": time.process_time()}
-        row.update({k: float(v) for k, v in logs.items() if isinstance(v, (int, float, np.floating))})
+        row = {"event": "epoch_end", "epoch": epoch, "wall": time.perf_counter(), "cpu": time.process_time()}
+        for key, value in logs.items():
+            if isinstance(value, (int, float, np.floating)):
+                row[key] = float(value)
+            elif isinstance(value, str):
+                row[key] = value
         self.epoch_logs.append(row)
+        self._write(row)
+
+    def _write(self, row: dict) -> None:
         if self.jsonl:
             with open(self.jsonl, "a") as handle:
                 handle.write(json.dumps(row) + "\n")
@@ -272,6 +280,9 @@ class Timeline:
             callbacks = [c if getattr(c, "_bench_timed", False) else timeline._timed(c) for c in (callbacks or [])]
             callbacks = [timeline._probe("first"), *callbacks, timeline._probe("last")]
             timeline.mark("fit_enter")
+            if timeline.params is None:
+                timeline.params = int(model.count_params())
+                timeline._write({"event": "first_fit", "wall": time.perf_counter(), "params": timeline.params})
             try:
                 return original_fit(model, *args, callbacks=callbacks, **kwargs)
             finally:
@@ -289,6 +300,7 @@ class Timeline:
         first_cpu = ends[0][2] - next(c for ev, _, w, c in self.events if ev == "fit_enter")
         steady = [(ends[i][1] - ends[i - 1][1], ends[i][2] - ends[i - 1][2]) for i in range(1, len(ends))]
         result = {
+            "params": self.params,
             "epochs_done": len(ends),
             "setup_s": enters[0] - setup_started,
             "first_epoch_s": first_wall,

@@ -39,6 +39,18 @@ def import_keras(spec: dict):
 
     if spec.get("precision", "float32") != "float32":
         keras.config.set_dtype_policy(spec["precision"])
+    if spec.get("jit_compile") is True and spec.get("force_jit"):
+        # RandomRotation and RandomZoom declare supports_jit = False (an XLA limit), and Keras then
+        # ignores jit_compile=True for the whole model; torch.compile handles them (graph breaks).
+        from keras.src.trainers import trainer as keras_trainer
+
+        keras_trainer.model_supports_jit = lambda model: True
+    if spec.get("compile_mode") and backend == "torch":
+        import functools
+
+        import torch
+
+        torch.compile = functools.partial(torch.compile, mode=spec["compile_mode"])
     return keras
 
 
@@ -60,7 +72,7 @@ def set_minimal_threads(spec: dict) -> None:
 
 def device_info() -> dict:
     backend = os.environ.get("KERAS_BACKEND", "tensorflow")
-    info = {"backend": backend}
+    info = {"backend": backend, "tensorflow_imported": "tensorflow" in sys.modules}
     if backend == "torch":
         import torch
 
@@ -130,7 +142,7 @@ def minimal_train(spec: dict, keras, timeline) -> dict:
         x, y, batch_size=spec["batch"], epochs=spec["epochs"], shuffle=True,
         validation_data=(xv, yv), verbose=spec.get("verbose", 2),
     )
-    return {"params": int(model.count_params()), "history_loss": [float(v) for v in history.history["loss"]]}
+    return {"history_loss": [float(v) for v in history.history["loss"]]}
 
 
 class DecodingDataset:

@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from slurm_cluster import slurm_cluster  # noqa: F401  (session fixture)
 
@@ -155,8 +156,6 @@ def copy_workflow(dest: Path) -> Path:
 
 
 def write_yaml(path: Path, data: dict) -> Path:
-    import yaml
-
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
@@ -166,7 +165,6 @@ def run_dirs(workdir: Path, config_files: list[str]) -> list[str]:
     """The run directories of the grid, as the workflow computes them."""
     sys.path.insert(0, str(workdir / "workflow_scripts"))
     try:
-        import yaml
         from cnn_study import settings  # noqa: PLC0415
 
         config = {}
@@ -279,8 +277,6 @@ def test_train_time_limit_retry_resumes(slurm_cluster, tmp_path):
 
     write_yaml(workdir / "long.yaml", merge({"training": {"epochs": epochs}}, base))
     # Extra overlay: attempt 1 of train gets a 1-minute limit, later attempts 10 minutes.
-    import yaml
-
     overlay = yaml.safe_load((OVERLAY / "config.yaml").read_text())
     resources = dict(overlay["set-resources"]["train"], runtime="1 if attempt == 1 else 10")
     timeout_overlay = write_yaml(
@@ -297,7 +293,10 @@ def test_train_time_limit_retry_resumes(slurm_cluster, tmp_path):
     # Two Slurm jobs for the one run: the first killed at its time limit, the retry completed.
     logs = slurm_logs(workdir, "train")
     ids = sorted(logs, key=int)
-    assert len(ids) >= 2, (ids, describe(proc, slurm_cluster))
+    assert len(ids) >= 2, (
+        f"one Slurm job only ({ids}): the run of {epochs} epochs finished within the first "
+        "attempt's 1-minute limit; raise WORK_SECONDS\n" + describe(proc, slurm_cluster)
+    )
     states = {
         line.split("|")[0]: line.split("|")[2] for line in slurm_cluster.squeue_all().splitlines()
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 
@@ -14,8 +15,14 @@ def configure_backend(threads: int, seed: int, deterministic: bool):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         import tensorflow as tf
 
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
+        except RuntimeError:
+            # TensorFlow fixes its thread pools at first use; a second run in one process keeps them.
+            logging.getLogger(__name__).warning(
+                "TensorFlow is already initialised: keeping its thread settings (%d intra-op threads asked)", threads
+            )
         if deterministic:
             # Without it ResNet50 runs differ here even with every seed fixed.
             tf.config.experimental.enable_op_determinism()

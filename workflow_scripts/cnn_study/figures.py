@@ -13,6 +13,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from cnn_study.model_specs import MODEL_SPECS  # noqa: E402
 from cnn_study.summary_stats import mean_curves  # noqa: E402
@@ -33,7 +34,10 @@ PANELS = {  # figure name -> (column in epochs.csv, axis label)
 def draw_panel(ax, epochs: pd.DataFrame, column: str, label: str) -> None:
     curves = mean_curves(epochs, column)
     learning_rates = sorted(curves["lr"].unique())
-    for (optimizer, lr), curve in curves.groupby(["optimizer", "lr"], sort=True):
+    # The paper's optimizers first, in its order, so legends read the same in every figure.
+    order = {name: rank for rank, name in enumerate(OPTIMIZER_COLORS)}
+    groups = sorted(curves.groupby(["optimizer", "lr"]), key=lambda g: (order.get(g[0][0], 99), g[0][1]))
+    for (optimizer, lr), curve in groups:
         style = LINE_STYLES[learning_rates.index(lr) % len(LINE_STYLES)]
         name = optimizer if len(learning_rates) == 1 else f"{optimizer}, lr {lr:g}"
         n = int(curve["n"].max())
@@ -42,6 +46,7 @@ def draw_panel(ax, epochs: pd.DataFrame, column: str, label: str) -> None:
         if n > 1:
             ax.fill_between(curve["epoch"], curve["ci95_low"], curve["ci95_high"], color=color, alpha=0.2, linewidth=0)
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(label)
     ax.grid(alpha=0.3)
     if column.endswith("accuracy"):
@@ -72,7 +77,7 @@ def plot_model(epochs_path: str, model: str, outputs: dict[str, str]) -> None:
 def plot_overview(epochs_path: str, png: str, pdf: str) -> None:
     """All models side by side: one column per model, one row per panel."""
     epochs = pd.read_csv(epochs_path)
-    models = list(dict.fromkeys(epochs["model"]))
+    models = [m for m in MODEL_SPECS if m in set(epochs["model"])]
     fig, axes = plt.subplots(
         len(PANELS), len(models), figsize=(4.8 * len(models), 3.4 * len(PANELS)), squeeze=False, layout="constrained"
     )

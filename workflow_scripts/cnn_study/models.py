@@ -4,6 +4,8 @@ so every backend trains it."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 from keras import layers, ops
 
@@ -57,14 +59,32 @@ def alexnet_base(input_shape: tuple[int, int, int]) -> keras.Model:
 
 
 def build_backbone(model: str, size: int, weights_file: str | None) -> keras.Model:
+    """The convolutional base, from random weights (weights_file None) or a local weight file.
+
+    A weight file is either Keras' published "notop" .h5 (the legacy HDF5 layout: root attribute
+    ``layer_names``, one group per layer with ``weight_names``; matched layer by layer in order, as
+    Keras' own ``weights="imagenet"`` does with the same file) or a Keras 3 ``.weights.h5`` of the same
+    base. Either is loaded by ``Model.load_weights``. The workflow fetches ImageNet files beforehand:
+    a training job never downloads."""
+    if model not in MODEL_SPECS:
+        raise ValueError(f"unknown model {model!r}; expected one of {', '.join(MODEL_SPECS)}")
+    spec = MODEL_SPECS[model]
+    if size < spec.min_size:
+        raise ValueError(f"{spec.display_name} needs an input size of at least {spec.min_size} px, got {size}")
     shape = (size, size, 3)
+    if weights_file is not None and not Path(weights_file).is_file():
+        raise FileNotFoundError(f"{spec.display_name} weight file {weights_file} does not exist")
     if model == "alexnet":
         base = alexnet_base(shape)
-        if weights_file:
-            base.load_weights(weights_file)
-        return base
-    # Weights come from a local file fetched by the workflow: a training job never downloads.
-    return APPLICATIONS[model](include_top=False, weights=weights_file, input_shape=shape)
+    else:
+        base = APPLICATIONS[model](include_top=False, weights=None, input_shape=shape)
+    if weights_file is not None:
+        try:
+            base.load_weights(str(weights_file))
+        except ValueError as error:
+            message = " ".join(str(error).split())
+            raise ValueError(f"{spec.display_name} weight file {weights_file} does not fit the model: {message}") from None
+    return base
 
 
 def augmentation_layers(augmentation: dict, seed: int) -> list[layers.Layer]:
@@ -82,6 +102,11 @@ def build_model(settings: dict, weights_file: str | None = None) -> tuple[keras.
     """The full classifier and its backbone (for freezing). Inputs are uint8-range RGB images."""
     spec = MODEL_SPECS[settings["model"]]
     size, seed = settings["input_size"], settings["seed"]
+    if settings.get("weights", "none") != "none" and weights_file is None:
+        raise ValueError(
+            f"{spec.display_name}: weights = {settings['weights']} but no weight file was given "
+            "(the workflow fetches it first; a training job never downloads)"
+        )
     inputs = keras.Input((size, size, 3), name="image")
     x = inputs
     for layer in augmentation_layers(settings["augmentation"], seed):

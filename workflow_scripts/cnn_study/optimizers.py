@@ -16,7 +16,14 @@ OPTIMIZERS = {
 
 
 def build_optimizer(name: str, learning_rate: float, params: dict) -> keras.optimizers.Optimizer:
+    if name not in OPTIMIZERS:
+        raise ValueError(f"invalid config: unknown optimizer {name!r}; expected one of {', '.join(OPTIMIZERS)}")
     cls, defaults = OPTIMIZERS[name]
+    params = dict(params or {})
+    if "learning_rate" in params:
+        raise ValueError(
+            f"invalid config: optimizers.{name}.learning_rate: the learning rate comes from grid.learning_rates"
+        )
     try:
         return cls(learning_rate=learning_rate, **{**defaults, **params})
     except (TypeError, ValueError) as error:

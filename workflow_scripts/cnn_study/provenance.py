@@ -16,7 +16,9 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
-PACKAGES = ("keras", "tensorflow", "tensorflow-cpu", "torch", "jax", "numpy", "pandas", "pillow", "snakemake")
+PACKAGES = (
+    "keras", "tensorflow", "tensorflow-cpu", "torch", "jax", "jaxlib", "numpy", "h5py", "pandas", "pillow", "snakemake",
+)
 
 
 def settings_hash(settings: dict) -> str:
@@ -53,6 +55,8 @@ class Provenance:
     started_at: str
     clock_start: float
     resumed_at_epoch: int | None = None
+    # When the first attempt of this run started (a resumed run's started_at is the last attempt's).
+    first_started_at: str | None = None
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -72,6 +76,7 @@ class Provenance:
             **device_names(),
             "git_commit": git_commit(Path(__file__).resolve().parent),
             "started_at": self.started_at,
+            "first_started_at": self.first_started_at or self.started_at,
             "finished_at": now(),
             # This attempt's seconds; a resumed run also says where it resumed.
             "total_seconds": round(time.perf_counter() - self.clock_start, 3),

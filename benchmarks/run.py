@@ -1,0 +1,427 @@
+"""The benchmarks: one command, a table of ratios, each measured side by side in the same run.
+
+    python benchmarks/run.py            # the full set (about 45 minutes on 2 busy CPU cores)
+    python benchmarks/run.py --quick    # smaller, one repeat (about 15 minutes)
+    python benchmarks/run.py --only train input --repeats 3 --json /tmp/bench.json
+
+1. training: the workflow's train_run (what the Snakemake job runs) against a hand-written Keras
+   script of the same job (ResNet50 at 128 px, batch 10, SGD, same cached arrays, same epochs,
+   model.fit(x, y, epochs=N, shuffle=True, validation_data=...)). Each is its own process; the
+   two alternate (A B, then B A, ...). Imports, set-up, the first epoch (graph tracing) and the
+   steady epochs are timed inside the process, plus where each steady epoch's seconds go.
+2. input: the decode-once cache against decoding the JPEGs every epoch (a PIL PyDataset and, on
+   TensorFlow, image_dataset_from_directory without cache), base frozen (transfer).
+3. workflow: the demo grid once in a temporary copy of the repository, then its no-op rerun, a
+   dry run of a 1,000-job grid, and the time from the last training job's end to the figures.
+
+These are measurements, not tests: nothing fails on a missed goal; the table says which goals hold.
+Raw numbers go to --json (default: a file in the temporary folder, printed at the end).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+REPO = common.REPO
+WORKER = Path(__file__).resolve().parent / "worker.py"
+BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow")
+
+
+def log(message: str) -> None:
+    print(f"[{dt.datetime.now():%H:%M:%S} load {common.load_average()}] {message}", flush=True)
+
+
+def run_worker(spec: dict, timeout: int, label: str) -> dict:
+    started = time.perf_counter()
+    load_before = common.load_average()
+    try:
+        done = subprocess.run(
+            [sys.executable, str(WORKER), json.dumps(spec)],
+            capture_output=True, text=True, timeout=timeout, cwd=REPO,
+        )
+        output, code = done.stdout + done.stderr, done.returncode
+    except subprocess.TimeoutExpired as error:
+        output = (error.stdout or b"").decode() if isinstance(error.stdout, bytes) else (error.stdout or "")
+        code = "timeout"
+    result = common.parse_result(output) or {"ok": False, "error": f"no result (exit {code})"}
+    result["wall_s"] = time.perf_counter() - started
+    result["startup_s"] = result["wall_s"] - result.get("process_s", result["wall_s"])
+    result["load_before"], result["load_after"] = load_before, common.load_average()
+    result["label"] = label
+    if not result.get("ok"):
+        result["output_tail"] = output[-3000:]
+        log(f"  {label}: FAILED {result.get('error')}\n{output[-1500:]}")
+    else:
+        log(f"  {label}: {result.get('images_per_s', float('nan')):.2f} img/s steady, first epoch "
+            f"{result.get('first_epoch_s', float('nan')):.1f} s, process {result['wall_s']:.0f} s")
+    return result
+
+
+def alternate(variants: dict, repeats: int, timeout: int) -> dict[str, list[dict]]:
+    """Run every variant once per repeat, the order reversed on every other repeat."""
+    names = list(variants)
+    results = {name: [] for name in names}
+    for repeat in range(repeats):
+        order = names if repeat % 2 == 0 else names[::-1]
+        for name in order:
+            log(f"repeat {repeat + 1}/{repeats}: {name}")
+            results[name].append(run_worker(variants[name], timeout, name))
+    return results
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def field(runs: list[dict], key: str):
+    return median([r.get(key) for r in runs if r.get("ok")])
+
+
+def paired_ratios(a: list[dict], b: list[dict], key: str = "images_per_s") -> list[float]:
+    """a/b per repeat (each pair measured back to back)."""
+    return [x[key] / y[key] for x, y in zip(a, b) if x.get("ok") and y.get("ok") and x.get(key) and y.get(key)]
+
+
+def mean_breakdown(runs: list[dict]) -> dict:
+    parts: dict[str, list[float]] = {}
+    for run in runs:
+        for name, value in (run.get("breakdown") or {}).items():
+            if isinstance(value, (int, float)):
+                parts.setdefault(name, []).append(value)
+            elif isinstance(value, dict):
+                for sub, seconds in value.items():
+                    parts.setdefault(f"on_epoch_end:{sub}", []).append(seconds)
+    return {name: statistics.mean(values) for name, values in parts.items()}
+
+
+# ---- 1 and 2: training and input path --------------------------------------------------------
+
+
+def bench_training(args, data: dict, workdir: Path) -> dict:
+    base = {
+        "task": "train", "model": "resnet50", "size": args.size, "optimizer": "sgd", "lr": 0.001,
+        "seed": 0, "epochs": args.epochs, "batch": 10, "train_images": args.train_images,
+        "data": data["cache"], "workdir": str(workdir / "train_runs"), "protocol": "full",
+    }
+    variants = {
+        "workflow": {**base, "trainer": "workflow"},
+        "minimal": {**base, "trainer": "minimal"},
+    }
+    if args.profile:
+        # The workflow's determinism switch is process-wide: it takes a run of its own.
+        variants["workflow_nondeterministic"] = {**base, "trainer": "workflow", "deterministic": False}
+    runs = alternate(variants, args.repeats, args.timeout)
+    return {"variants": variants, "runs": runs}
+
+
+def bench_input(args, data: dict) -> dict:
+    base = {
+        "task": "input", "model": "resnet50", "size": args.size, "optimizer": "sgd", "lr": 0.001,
+        "seed": 0, "epochs": args.epochs, "batch": 10, "train_images": args.train_images,
+        "data": data["cache"], "archive": data["archive"], "manifest": data["manifest"],
+        "folders": data.get("folders"),
+    }
+    variants = {"cache": {**base, "loader": "cache"}, "decode": {**base, "loader": "decode"}}
+    if BACKEND == "tensorflow" and not args.quick:
+        variants["tfdata"] = {**base, "loader": "tfdata"}
+    runs = alternate(variants, args.repeats, args.timeout)
+    return {"variants": variants, "runs": runs}
+
+
+def extract_folders(dataset: dict, target: Path) -> str:
+    """The picked JPEGs as split/class/file.jpg, for image_dataset_from_directory."""
+    with zipfile.ZipFile(dataset["archive"]) as archive:
+        for row in dataset["rows"]:
+            path = target / row["split"] / row["label"] / Path(row["file"]).name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(archive.read(row["file"]))
+    return str(target)
+
+
+# ---- 3: workflow overhead ----------------------------------------------------------------------
+
+COPY = ["Snakefile", "rules", "workflow_scripts", "schemas", "envs", "config.yaml", "configs", "report"]
+GRID_1000 = {
+    "models": ["resnet50", "inceptionv3", "vgg16", "mobilenetv2", "alexnet"],
+    "optimizers": ["sgd", "adam", "rmsprop", "adamw", "nadam"],
+    "learning_rates": [0.1, 0.01, 0.001, 0.0001, 0.00001],
+    "seeds": list(range(8)),
+}
+
+
+def snakemake(args_list: list[str], cwd: Path, timeout: int) -> tuple[float, subprocess.CompletedProcess]:
+    command = [str(Path(sys.executable).with_name("snakemake")), *args_list]
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    return time.perf_counter() - started, done
+
+
+LOG_TIME = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
+LOG_FINISHED = re.compile(r"Finished job(?:id)?:? *(\d+)")
+LOG_RULE = re.compile(r"^(?:local)?rule (\w+):$")
+LOG_JOBID = re.compile(r"^\s*jobid: (\d+)$")
+
+
+def parse_snakemake_log(text: str) -> list[dict]:
+    """(rule, start, end) of every job in a Snakemake log, from its timestamp lines."""
+    jobs: dict[str, dict] = {}
+    stamp = None
+    pending_rule = None
+    for line in text.splitlines():
+        if match := LOG_TIME.match(line.strip()):
+            stamp = dt.datetime.strptime(match.group(1), "%a %b %d %H:%M:%S %Y")
+            continue
+        if match := LOG_RULE.match(line.strip()):
+            pending_rule = (match.group(1), stamp)
+            continue
+        if (match := LOG_JOBID.match(line)) and pending_rule:
+            jobs[match.group(1)] = {"rule": pending_rule[0], "start": pending_rule[1]}
+            pending_rule = None
+            continue
+        if (match := LOG_FINISHED.search(line)) and match.group(1) in jobs:
+            jobs[match.group(1)]["end"] = stamp
+    return [job for job in jobs.values() if "end" in job]
+
+
+def bench_workflow(args, workdir: Path) -> dict:
+    wf = workdir / "wf"
+    wf.mkdir(parents=True)
+    for name in COPY:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, wf / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        elif source.exists():
+            shutil.copy2(source, wf / name)
+    configfiles = ["configs/demo.yaml"]
+    if args.quick:
+        (wf / "quick.yaml").write_text("training:\n  epochs: 1\n")
+        configfiles.append("quick.yaml")
+    result: dict = {"configfiles": configfiles}
+    log(f"workflow: the demo grid in {wf} ({' '.join(configfiles)})")
+    seconds, done = snakemake(["--cores", "2", "--configfile", *configfiles], wf, args.timeout * 4)
+    result["demo_s"] = seconds
+    result["demo_ok"] = done.returncode == 0
+    if done.returncode != 0:
+        result["demo_tail"] = (done.stdout + done.stderr)[-3000:]
+        log(f"  demo FAILED:\n{result['demo_tail'][-1500:]}")
+        return result
+    log(f"  demo: {seconds:.0f} s")
+
+    # the time from the last training job's end to the figures and tables
+    run_outputs = [p for p in (wf / "results" / "runs").rglob("*") if p.is_file()]
+    final = [p for d in ("figures", "tables") for p in (wf / "results" / d).rglob("*") if p.is_file()]
+    last_train = max(p.stat().st_mtime for p in run_outputs)
+    result["train_end_to_figures_mtime_s"] = max(p.stat().st_mtime for p in final) - last_train
+    logs = sorted((wf / ".snakemake" / "log").glob("*.snakemake.log"))
+    if logs:
+        jobs = parse_snakemake_log(logs[-1].read_text())
+        trains = [j for j in jobs if j["rule"] == "train"]
+        if trains:
+            end = max(j["end"] for j in trains)
+            after = [j for j in jobs if j["rule"] != "train" and j["end"] >= end]
+            result["train_end_to_figures_log_s"] = (max(j["end"] for j in after) - end).total_seconds() if after else None
+            result["jobs_after_training"] = [
+                {"rule": j["rule"], "seconds": (j["end"] - j["start"]).total_seconds()} for j in after
+            ]
+            result["train_job_seconds"] = [(j["end"] - j["start"]).total_seconds() for j in trains]
+
+    noop = []
+    for repeat in range(args.repeats + 1):
+        seconds, done = snakemake(["--cores", "2", "--configfile", *configfiles], wf, 600)
+        nothing = "Nothing to be done" in done.stdout + done.stderr
+        noop.append({"seconds": seconds, "nothing_to_be_done": nothing, "rc": done.returncode})
+        log(f"  no-op rerun {repeat + 1}: {seconds:.2f} s (nothing to be done: {nothing})")
+    result["noop"] = noop
+
+    grid = json.dumps(GRID_1000)
+    dry = []
+    for repeat in range(args.repeats):
+        seconds, done = snakemake(
+            ["-n", "--cores", "2", "--configfile", *configfiles, "--config", f"grid={grid}"], wf, 600
+        )
+        text = done.stdout + done.stderr
+        match = re.search(r"^train\s+(\d+)", text, re.MULTILINE)
+        total = re.search(r"^total\s+(\d+)", text, re.MULTILINE)
+        dry.append({
+            "seconds": seconds, "rc": done.returncode,
+            "train_jobs": int(match.group(1)) if match else None,
+            "total_jobs": int(total.group(1)) if total else None,
+        })
+        if done.returncode != 0:
+            dry[-1]["tail"] = text[-2000:]
+        log(f"  dry run of the 1,000-job grid {repeat + 1}: {seconds:.2f} s, {dry[-1]['train_jobs']} train jobs")
+    result["dry_run_1000"] = dry
+    return result
+
+
+# ---- the table ---------------------------------------------------------------------------------
+
+
+def fmt(value, spec=".2f", suffix=""):
+    return "n/a" if value is None else f"{value:{spec}}{suffix}"
+
+
+def table(results: dict) -> str:
+    rows = [("measure", "workflow", "baseline", "ratio", "goal", "met")]
+    if "training" in results:
+        runs = results["training"]["runs"]
+        wf, mini = runs["workflow"], runs["minimal"]
+        ratios = paired_ratios(wf, mini)
+        cpu_ratios = paired_ratios(wf, mini, "images_per_cpu_s")
+        ratio = median(ratios)
+        rows += [
+            ("train: steady img/s (wall)", fmt(field(wf, "images_per_s")), fmt(field(mini, "images_per_s")),
+             fmt(ratio, ".2f", "x"), ">= 1.0x", "yes" if ratio and ratio >= 1.0 else "NO"),
+            ("train: steady img/CPU-s", fmt(field(wf, "images_per_cpu_s")), fmt(field(mini, "images_per_cpu_s")),
+             fmt(median(cpu_ratios), ".2f", "x"), "", ""),
+            ("train: first epoch s", fmt(field(wf, "first_epoch_s"), ".1f"), fmt(field(mini, "first_epoch_s"), ".1f"),
+             fmt(_ratio(field(mini, "first_epoch_s"), field(wf, "first_epoch_s")), ".2f", "x"), "", ""),
+            ("train: imports s", fmt(field(wf, "import_s"), ".1f"), fmt(field(mini, "import_s"), ".1f"), "", "", ""),
+            ("train: set-up before fit s", fmt(field(wf, "setup_s"), ".1f"), fmt(field(mini, "setup_s"), ".1f"), "", "", ""),
+            ("train: interpreter start s", fmt(field(wf, "startup_s"), ".1f"), fmt(field(mini, "startup_s"), ".1f"), "", "", ""),
+        ]
+        if "workflow_nondeterministic" in runs:
+            nd = runs["workflow_nondeterministic"]
+            r = median(paired_ratios(nd, mini))
+            rows.append(("train: workflow, deterministic off", fmt(field(nd, "images_per_s")),
+                         fmt(field(mini, "images_per_s")), fmt(r, ".2f", "x"), "", ""))
+    if "input" in results:
+        runs = results["input"]["runs"]
+        cache = runs["cache"]
+        for name in ("decode", "tfdata"):
+            if name in runs:
+                r = median(paired_ratios(cache, runs[name]))
+                rows.append((f"input: cache vs {name}, frozen img/s", fmt(field(cache, "images_per_s")),
+                             fmt(field(runs[name], "images_per_s")), fmt(r, ".2f", "x"), ">= 1.0x",
+                             "yes" if r and r >= 1.0 else "NO"))
+        build = results["input"].get("cache_build_s")
+        if build is not None:
+            rows.append(("input: cache build s (once)", fmt(build, ".1f"), "", "", "", ""))
+    if "workflow" in results:
+        w = results["workflow"]
+        noop = [n["seconds"] for n in w.get("noop", [])[1:]] or [n["seconds"] for n in w.get("noop", [])]
+        dry = [d["seconds"] for d in w.get("dry_run_1000", [])]
+        rows += [
+            ("workflow: demo grid, full run s", fmt(w.get("demo_s"), ".0f"), "", "", "", ""),
+            ("workflow: no-op rerun s", fmt(median(noop)), "", "", "< 3 s",
+             "yes" if noop and median(noop) < 3 else "NO"),
+            ("workflow: dry run, 1,000 jobs s", fmt(median(dry)), "", "", "< 10 s",
+             "yes" if dry and median(dry) < 10 else "NO"),
+            ("workflow: last train end -> figures s", fmt(w.get("train_end_to_figures_log_s"), ".0f"),
+             "", "", "", f"(mtimes: {fmt(w.get('train_end_to_figures_mtime_s'), '.0f')} s)"),
+        ]
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    lines = [" | ".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in rows]
+    lines.insert(1, "-+-".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _ratio(a, b):
+    return a / b if a and b else None
+
+
+def breakdown_text(results: dict) -> str:
+    lines = []
+    if "training" in results:
+        lines.append("Where a steady training epoch's seconds go (mean over runs):")
+        for name, runs in results["training"]["runs"].items():
+            parts = mean_breakdown([r for r in runs if r.get("ok")])
+            shown = ", ".join(f"{k} {v:.2f}" for k, v in parts.items() if v >= 0.0005)
+            lines.append(f"  {name}: {shown}")
+        for name, runs in results["training"]["runs"].items():
+            extra = [r.get("after_last_fit_s") for r in runs if r.get("after_last_fit_s") is not None]
+            if extra:
+                lines.append(f"  {name}: after the last epoch (model.save, run.json, clean-up) {median(extra):.1f} s")
+    if "workflow" in results and results["workflow"].get("jobs_after_training"):
+        jobs = results["workflow"]["jobs_after_training"]
+        lines.append("Jobs after the last training job: " + ", ".join(f"{j['rule']} {j['seconds']:.0f} s" for j in jobs))
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer images and epochs, one repeat, demo with 1 epoch")
+    parser.add_argument("--only", nargs="+", choices=["train", "input", "workflow"], default=["train", "input", "workflow"])
+    parser.add_argument("--repeats", type=int, help="pairs per comparison (default 2, quick 1)")
+    parser.add_argument("--train-images", type=int, help="training images (default 100, quick 30)")
+    parser.add_argument("--val-images", type=int, help="validation images (default 20, quick 10)")
+    parser.add_argument("--epochs", type=int, help="epochs per run; the first is reported apart (default 3, quick 2)")
+    parser.add_argument("--size", type=int, default=128, help="input size in px (default 128)")
+    parser.add_argument("--profile", action="store_true", help="add a workflow run with determinism off")
+    parser.add_argument("--timeout", type=int, default=1800, help="seconds per process")
+    parser.add_argument("--json", help="where to write the raw results")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    args = parser.parse_args()
+    args.repeats = args.repeats or (1 if args.quick else 2)
+    args.train_images = args.train_images or (30 if args.quick else 100)
+    args.val_images = args.val_images or (10 if args.quick else 20)
+    args.epochs = args.epochs or (2 if args.quick else 3)
+
+    workdir = Path(tempfile.mkdtemp(prefix="cnn-bench-"))
+    results: dict = {
+        "date": dt.datetime.now().isoformat(timespec="seconds"),
+        "machine": common.cpu_description(),
+        "backend": BACKEND,
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "args": vars(args),
+        "load_start": common.load_average(),
+    }
+    log(f"{results['machine']}; backend {BACKEND}; work in {workdir}")
+    started = time.perf_counter()
+    try:
+        if "train" in args.only or "input" in args.only:
+            log(f"data: {args.train_images}+{args.val_images} synthetic 400x350 JPEGs, cache at {args.size} px")
+            dataset = common.make_dataset(workdir / "data", args.train_images, args.val_images)
+            cache, build_s = common.build_cache(workdir / "data", dataset, args.size)
+            data = {"cache": cache, "archive": dataset["archive"], "manifest": dataset["manifest"]}
+            if BACKEND == "tensorflow" and not args.quick and "input" in args.only:
+                data["folders"] = extract_folders(dataset, workdir / "folders")
+            log(f"  cache built in {build_s:.2f} s")
+        if "train" in args.only:
+            log("1. training throughput: workflow train_run vs hand-written model.fit")
+            results["training"] = bench_training(args, data, workdir)
+        if "input" in args.only:
+            log("2. input path: decode-once cache vs decode every epoch (base frozen)")
+            results["input"] = bench_input(args, data)
+            results["input"]["cache_build_s"] = build_s
+        if "workflow" in args.only:
+            log("3. workflow overhead")
+            results["workflow"] = bench_workflow(args, workdir)
+    finally:
+        results["total_s"] = time.perf_counter() - started
+        results["load_end"] = common.load_average()
+        out = Path(args.json) if args.json else workdir / "results.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=1, default=str))
+        if not args.keep:
+            for child in workdir.iterdir():
+                if child != out:
+                    shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink()
+    print()
+    print(f"{results['date']}  {results['machine']}  backend {BACKEND}  load {results['load_start']} -> "
+          f"{results['load_end']}  total {results['total_s'] / 60:.1f} min")
+    print(f"{args.train_images}+{args.val_images} images at {args.size} px, {args.epochs} epochs, "
+          f"{args.repeats} repeat(s); ratio = workflow / baseline, median of back-to-back pairs")
+    print(table(results))
+    print(breakdown_text(results))
+    print(f"raw results: {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,249 @@
+"""cnn_study.models: every architecture at its minimum size, the head, preprocessing, augmentation,
+trainability per phase and weight-file loading (Keras' published notop layout and Keras 3 files)."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import h5py  # noqa: E402
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from cnn_study.model_specs import MODEL_SPECS  # noqa: E402
+from cnn_study.models import (  # noqa: E402
+    APPLICATIONS,
+    ImagenetPreprocessing,
+    build_backbone,
+    build_model,
+    set_phase_trainability,
+)
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+def make_settings(model="alexnet", size=None, **overrides):
+    settings = {
+        "model": model,
+        "input_size": size or MODEL_SPECS[model].min_size,
+        "weights": "none",
+        "seed": 0,
+        "classes": ["cat", "dog"],
+        "head": {"dropout": 0.3},
+        "augmentation": {"enabled": True, "flip": "horizontal", "rotation": 0.1, "zoom": 0.1},
+    }
+    settings.update(overrides)
+    return settings
+
+
+def images(count, size, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (count, size, size, 3)).astype("float32")
+
+
+def as_numpy(variables):
+    return [keras.ops.convert_to_numpy(v) for v in variables]
+
+
+def write_published_notop(model: keras.Model, path) -> None:
+    """Write a base's weights in the layout of Keras' published *_notop.h5 files (Keras 2's
+    save_weights): root attributes layer_names/backend/keras_version, one group per layer with a
+    weight_names attribute and one dataset per weight, named '<layer>/<weight>:0'."""
+    with h5py.File(path, "w") as handle:
+        handle.attrs["layer_names"] = [layer.name.encode() for layer in model.layers]
+        handle.attrs["backend"] = b"tensorflow"
+        handle.attrs["keras_version"] = b"2.2.4"
+        for layer in model.layers:
+            group = handle.create_group(layer.name)
+            weights = layer.trainable_weights + layer.non_trainable_weights
+            names = [f"{layer.name}/{weight.name}:0" for weight in weights]
+            group.attrs["weight_names"] = [name.encode() for name in names]
+            for name, value in zip(names, as_numpy(weights)):
+                group.create_dataset(name, data=value)
+
+
+# --- architectures --------------------------------------------------------------------------
+
+
+def test_default_and_minimum_sizes():
+    assert {name: spec.default_size for name, spec in MODEL_SPECS.items()} == {
+        "resnet50": 224, "inceptionv3": 299, "vgg16": 224, "alexnet": 227, "mobilenetv2": 224,
+    }
+    assert set(APPLICATIONS) | {"alexnet"} == set(MODEL_SPECS)
+
+
+@pytest.mark.parametrize("model", sorted(MODEL_SPECS))
+def test_model_builds_at_minimum_size_and_predicts(model):
+    size = MODEL_SPECS[model].min_size
+    classifier, base = build_model(make_settings(model, size, classes=["a", "b", "c"]))
+    assert classifier.input_shape == (None, size, size, 3)
+    probabilities = keras.ops.convert_to_numpy(classifier(images(2, size), training=False))
+    assert probabilities.shape == (2, 3)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    assert base.output_shape[1] >= 1 and base.output_shape[2] >= 1
+
+
+@pytest.mark.parametrize("model", sorted(MODEL_SPECS))
+def test_below_minimum_size_is_one_line_error(model):
+    with pytest.raises(ValueError) as error:
+        build_backbone(model, MODEL_SPECS[model].min_size - 1, None)
+    assert "\n" not in str(error.value) and "at least" in str(error.value)
+
+
+def test_alexnet_is_five_convolutions_with_classic_feature_map():
+    base = build_backbone("alexnet", 227, None)
+    convolutions = [layer for layer in base.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [(c.filters, c.kernel_size[0], c.strides[0]) for c in convolutions] == [
+        (96, 11, 4), (256, 5, 1), (384, 3, 1), (384, 3, 1), (256, 3, 1),
+    ]
+    assert base.output_shape == (None, 6, 6, 256)  # AlexNet's 6x6x256 before the dense layers
+    # Random init only: two builds with different seeds differ.
+    keras.utils.set_random_seed(1)
+    other = build_backbone("alexnet", 227, None)
+    assert not np.array_equal(as_numpy(base.weights)[0], as_numpy(other.weights)[0])
+
+
+def test_head_is_pool_bn_dropout_softmax():
+    classifier, base = build_model(make_settings("alexnet", classes=["a", "b", "c", "d"]))
+    head = classifier.layers[-4:]
+    assert [type(layer) for layer in head] == [
+        keras.layers.GlobalAveragePooling2D, keras.layers.BatchNormalization, keras.layers.Dropout, keras.layers.Dense,
+    ]
+    assert head[2].rate == 0.3
+    assert head[3].units == 4 and head[3].activation is keras.activations.softmax
+    assert classifier.get_layer("alexnet") is base
+
+
+def test_augmentation_layers_are_switchable_and_inactive_at_inference():
+    classifier, _ = build_model(make_settings("alexnet"))
+    kinds = {type(layer) for layer in classifier.layers}
+    assert {keras.layers.RandomFlip, keras.layers.RandomRotation, keras.layers.RandomZoom} <= kinds
+    x = images(2, 67)
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(classifier(x, training=False)), keras.ops.convert_to_numpy(classifier(x, training=False))
+    )
+    plain, _ = build_model(make_settings("alexnet", augmentation={"enabled": False, "flip": "horizontal", "rotation": 0.1, "zoom": 0.1}))
+    assert not any(isinstance(layer, keras.layers.RandomFlip) for layer in plain.layers)
+    no_zoom, _ = build_model(make_settings("alexnet", augmentation={"enabled": True, "flip": "vertical", "rotation": 0.0, "zoom": 0.0}))
+    kinds = [type(layer) for layer in no_zoom.layers]
+    assert keras.layers.RandomFlip in kinds and keras.layers.RandomZoom not in kinds
+    assert no_zoom.get_layer(index=1).mode == "vertical"
+
+
+@pytest.mark.parametrize(
+    "mode, reference",
+    [
+        ("caffe", keras.applications.resnet50.preprocess_input),
+        ("tf", keras.applications.inception_v3.preprocess_input),
+    ],
+)
+def test_preprocessing_layer_matches_keras_preprocess_input(mode, reference):
+    x = images(2, 8)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(ImagenetPreprocessing(mode)(x)), reference(x.copy()), rtol=1e-6, atol=1e-4
+    )
+
+
+# --- trainability per phase -----------------------------------------------------------------
+
+
+def batch_norms(base):
+    return [layer for layer in base.layers if isinstance(layer, keras.layers.BatchNormalization)]
+
+
+def test_trainability_per_phase_alexnet():
+    classifier, base = build_model(make_settings("alexnet"))
+    head_weights = len(classifier.get_layer("predictions").trainable_weights) + len(
+        classifier.get_layer("head_bn").trainable_weights
+    )
+
+    set_phase_trainability(base, "frozen", "all")
+    assert base.trainable_weights == [] and len(classifier.trainable_weights) == head_weights
+
+    set_phase_trainability(base, "fine_tune", "all")
+    convolutions = [layer for layer in base.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert all(layer.trainable for layer in convolutions)
+    assert batch_norms(base) and not any(layer.trainable for layer in batch_norms(base))
+    assert len(base.trainable_weights) == 2 * len(convolutions)
+
+    set_phase_trainability(base, "full", "all")
+    assert all(layer.trainable for layer in base.layers)
+
+    set_phase_trainability(base, "fine_tune", 3)  # conv5, its BN (kept frozen) and the last pool
+    trainable = [layer.name for layer in base.layers if layer.trainable and layer.weights]
+    assert trainable == [convolutions[-1].name]
+
+    set_phase_trainability(base, "frozen", "all")  # back to frozen after fine_tune
+    assert base.trainable_weights == []
+
+
+def test_fine_tune_top_layers_resnet50():
+    _, base = build_model(make_settings("resnet50"))
+    set_phase_trainability(base, "fine_tune", 10)
+    top = base.layers[-10:]
+    assert all(layer.trainable != isinstance(layer, keras.layers.BatchNormalization) for layer in top)
+    assert not any(layer.trainable for layer in base.layers[:-10] if layer.weights)
+    assert not any(layer.trainable for layer in batch_norms(base))
+
+
+def test_frozen_batch_norm_runs_in_inference_mode():
+    _, base = build_model(make_settings("alexnet"))
+    x = images(4, 67)
+    bn = batch_norms(base)[0]
+    moving_mean = as_numpy([bn.moving_mean])[0]
+    for phase in ("frozen", "fine_tune"):
+        set_phase_trainability(base, phase, "all")
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(base(x, training=True)), keras.ops.convert_to_numpy(base(x, training=False))
+        )
+        np.testing.assert_array_equal(as_numpy([bn.moving_mean])[0], moving_mean)
+    set_phase_trainability(base, "full", "all")
+    assert not np.array_equal(
+        keras.ops.convert_to_numpy(base(x, training=True)), keras.ops.convert_to_numpy(base(x, training=False))
+    )
+
+
+# --- weight files ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", sorted(APPLICATIONS))
+def test_published_notop_file_loads(model, tmp_path):
+    """keras.applications.X(include_top=False, weights=<local .h5>) and build_backbone both load a file
+    in the published notop layout, here written from a seeded random base at the minimum size."""
+    size = MODEL_SPECS[model].min_size
+    keras.utils.set_random_seed(1)
+    source = APPLICATIONS[model](include_top=False, weights=None, input_shape=(size, size, 3))
+    path = tmp_path / f"{model}_notop.h5"
+    write_published_notop(source, path)
+    expected = as_numpy(source.weights)
+
+    keras.utils.set_random_seed(2)
+    direct = APPLICATIONS[model](include_top=False, weights=str(path), input_shape=(size, size, 3))
+    keras.utils.set_random_seed(3)
+    ours = build_backbone(model, size, str(path))
+    # Both start from other seeds than the source: equal weights mean the file was loaded.
+    for loaded in (direct, ours):
+        assert len(loaded.weights) == len(expected)
+        assert all(np.array_equal(a, b) for a, b in zip(as_numpy(loaded.weights), expected))
+
+
+def test_weights_file_through_build_model_and_keras3_format(tmp_path):
+    keras.utils.set_random_seed(1)
+    source = build_backbone("alexnet", 67, None)
+    path = tmp_path / "alexnet.weights.h5"
+    source.save_weights(str(path))
+    keras.utils.set_random_seed(2)
+    _, base = build_model(make_settings("alexnet", weights=str(path)), str(path))
+    assert all(np.array_equal(a, b) for a, b in zip(as_numpy(base.weights), as_numpy(source.weights)))
+
+
+def test_weights_errors_are_one_line(tmp_path):
+    vgg = APPLICATIONS["vgg16"](include_top=False, weights=None, input_shape=(32, 32, 3))
+    path = tmp_path / "vgg16_notop.h5"
+    write_published_notop(vgg, path)
+    with pytest.raises(ValueError) as error:
+        build_backbone("mobilenetv2", 32, str(path))
+    assert "\n" not in str(error.value) and "does not fit" in str(error.value)
+    with pytest.raises(FileNotFoundError):
+        build_backbone("vgg16", 32, str(tmp_path / "missing.h5"))
+    with pytest.raises(ValueError, match="no weight file"):
+        build_model(make_settings("vgg16", weights="imagenet"), None)

@@ -1,0 +1,75 @@
+"""cnn_study.optimizers: each name, Keras defaults, config parameters over them, one-line errors."""
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import pytest  # noqa: E402
+import yaml  # noqa: E402
+
+from cnn_study.optimizers import OPTIMIZERS, build_optimizer  # noqa: E402
+
+SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
+
+EXPECTED = {
+    "sgd": keras.optimizers.SGD,
+    "sgd_momentum": keras.optimizers.SGD,
+    "adam": keras.optimizers.Adam,
+    "adamw": keras.optimizers.AdamW,
+    "rmsprop": keras.optimizers.RMSprop,
+    "nadam": keras.optimizers.Nadam,
+    "adagrad": keras.optimizers.Adagrad,
+}
+
+
+def lr(optimizer):
+    return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+
+
+def test_names_match_schema():
+    schema = yaml.safe_load(SCHEMA.read_text())
+    definitions = schema.get("$defs") or schema["definitions"]
+    assert set(OPTIMIZERS) == set(definitions["optimizer_name"]["enum"]) == set(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_builds_keras_optimizer_with_learning_rate(name):
+    optimizer = build_optimizer(name, 0.0123, {})
+    assert type(optimizer) is EXPECTED[name]
+    assert lr(optimizer) == pytest.approx(0.0123)
+
+
+def test_keras_defaults_apart_from_momentum():
+    assert build_optimizer("sgd", 0.01, {}).momentum == 0.0
+    assert build_optimizer("sgd_momentum", 0.01, {}).momentum == 0.9
+    adam = build_optimizer("adam", 0.001, {})
+    assert (adam.beta_1, adam.beta_2, adam.epsilon, adam.amsgrad) == (0.9, 0.999, 1e-7, False)
+    assert build_optimizer("adamw", 0.001, {}).weight_decay == keras.optimizers.AdamW().weight_decay
+    assert build_optimizer("rmsprop", 0.001, {}).rho == 0.9
+    assert build_optimizer("adagrad", 0.001, {}).initial_accumulator_value == 0.1
+
+
+def test_config_params_override_defaults():
+    assert build_optimizer("sgd_momentum", 0.01, {"momentum": 0.5, "nesterov": True}).momentum == 0.5
+    assert build_optimizer("sgd_momentum", 0.01, {"nesterov": True}).nesterov is True
+    adam = build_optimizer("adam", 0.001, {"beta_1": 0.8, "epsilon": 1e-6})
+    assert (adam.beta_1, adam.epsilon) == (0.8, 1e-6)
+    assert build_optimizer("adamw", 0.001, {"weight_decay": 0.01}).weight_decay == 0.01
+    assert build_optimizer("rmsprop", 0.001, {"rho": 0.95, "momentum": 0.1}).rho == 0.95
+    assert build_optimizer("sgd", 0.01, {"clipnorm": 1.0}).clipnorm == 1.0
+
+
+@pytest.mark.parametrize(
+    "name, params, words",
+    [
+        ("adam", {"betta_1": 0.8}, "optimizers.adam"),
+        ("sgd", {"learning_rate": 0.1}, "grid.learning_rates"),
+        ("lion", {}, "unknown optimizer"),
+    ],
+)
+def test_bad_config_is_one_line_error(name, params, words):
+    with pytest.raises(ValueError) as error:
+        build_optimizer(name, 0.01, params)
+    assert words in str(error.value) and "\n" not in str(error.value)

@@ -1,0 +1,355 @@
+"""cnn_study.training: determinism, resume after a real SIGKILL, phases, history.csv, run.json and the
+torch backend.
+
+Training runs in real processes (tests/training_job.py), as the Snakemake job does, on a handful of
+random images: AlexNet at 67 px where many processes are needed (it traces in seconds), ResNet50 at
+32 px for determinism (the model whose runs differed before op determinism was enabled).
+"""
+
+import importlib.util
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cnn_study.provenance import settings_hash
+from cnn_study.training import (
+    HISTORY_COLUMNS,
+    TIMING_COLUMNS,
+    backup_metadata,
+    completed_epochs,
+    epoch_order,
+    keep_history_rows,
+    phase_plan,
+    prepare_resume_dir,
+    write_history,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+JOB = Path(__file__).resolve().with_name("training_job.py")
+JOB_TIMEOUT = 420
+
+
+def make_settings(model="alexnet", size=67, mode="fine_tune", epochs=4, warmup=1, **overrides):
+    settings = {
+        "model": model,
+        "input_size": size,
+        "weights": "none",
+        "optimizer": "adam",
+        "optimizer_params": {},
+        "learning_rate": 0.001,
+        "seed": 7,
+        "batch_size": 4,
+        "epochs": epochs,
+        "loss": "categorical_crossentropy",
+        "metrics": ["accuracy"],
+        "protocol": {"mode": mode, "warmup_epochs": warmup, "unfreeze_top_layers": "all"},
+        "head": {"dropout": 0.5},
+        "augmentation": {"enabled": True, "flip": "horizontal", "rotation": 0.1, "zoom": 0.1},
+        "deterministic": True,
+        "jit_compile": False,
+        "classes": ["cat", "dog"],
+    }
+    settings.update(overrides)
+    return settings
+
+
+def make_data(directory: Path, size: int, train: int = 8, val: int = 4) -> dict:
+    """A decode-once cache of random uint8 images (same layout as image_cache.build_cache writes)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(size)
+    paths = {}
+    for split, count in (("train", train), ("val", val)):
+        for kind, array in (
+            ("images", rng.integers(0, 256, (count, size, size, 3), dtype=np.uint8)),
+            ("labels", (np.arange(count) % 2).astype(np.int64)),
+        ):
+            path = directory / f"{split}_{kind}.npy"
+            np.save(path, array)
+            paths[f"{split}_{kind}"] = str(path)
+    return paths
+
+
+class Job:
+    """One attempt of a run: train_run in a child process, logging to <run>/attempt-N.log."""
+
+    def __init__(self, run_dir: Path, settings: dict, data: dict, backend: str = "tensorflow", attempt: int = 1):
+        self.run_dir = run_dir
+        run_dir.mkdir(parents=True, exist_ok=True)
+        spec = {
+            "settings": settings,
+            "data": data,
+            "weights_file": None,
+            "history_path": str(run_dir / "history.csv"),
+            "model_path": str(run_dir / "model.keras"),
+            "provenance_path": str(run_dir / "run.json"),
+            "resume_dir": str(run_dir / "resume"),
+            "threads": 2,
+        }
+        (run_dir / "spec.json").write_text(json.dumps(spec))
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT / "workflow_scripts"),
+            "KERAS_BACKEND": backend,
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "CUDA_VISIBLE_DEVICES": "",
+            # A credential in the job's environment must never reach run.json.
+            "KAGGLE_KEY": "canary-credential-0123456789",
+        }
+        self.log = run_dir / f"attempt-{attempt}.log"
+        self._log_handle = open(self.log, "w")
+        self.process = subprocess.Popen(
+            [sys.executable, str(JOB), str(run_dir / "spec.json")],
+            stdout=self._log_handle, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
+        )
+
+    def wait(self, timeout: float = JOB_TIMEOUT) -> int:
+        try:
+            code = self.process.wait(timeout)
+        finally:
+            self._log_handle.close()
+        return code
+
+    def finish(self) -> "Job":
+        code = self.wait()
+        assert code == 0, f"training job failed ({code}):\n{self.text()[-4000:]}"
+        return self
+
+    def kill_after_backup(self, epochs_done: int, timeout: float = JOB_TIMEOUT) -> int:
+        """SIGKILL the job as soon as the backup of epoch `epochs_done` is committed, i.e. while it
+        trains the next epoch. Returns the epochs the backup holds after the kill."""
+        backup = self.run_dir / "resume" / "backup"
+        deadline = time.monotonic() + timeout
+        while completed_epochs(backup) < epochs_done:
+            assert self.process.poll() is None, f"job ended before the kill:\n{self.text()[-4000:]}"
+            assert time.monotonic() < deadline, "no backup in time"
+            time.sleep(0.02)
+        os.kill(self.process.pid, signal.SIGKILL)
+        assert self.wait() == -signal.SIGKILL
+        return completed_epochs(backup)
+
+    def text(self) -> str:
+        return self.log.read_text()
+
+    def history(self) -> pd.DataFrame:
+        return pd.read_csv(self.run_dir / "history.csv")
+
+    def provenance(self) -> dict:
+        return json.loads((self.run_dir / "run.json").read_text())
+
+
+def untimed(history: pd.DataFrame) -> pd.DataFrame:
+    return history.drop(columns=TIMING_COLUMNS)
+
+
+def saved_weights(model_path: Path) -> list[np.ndarray]:
+    import keras
+
+    import cnn_study.models  # noqa: F401  (registers ImagenetPreprocessing)
+
+    model = keras.saving.load_model(model_path)
+    return [keras.ops.convert_to_numpy(v) for v in model.weights]
+
+
+def assert_same_weights(first: Path, second: Path) -> None:
+    a, b = saved_weights(first), saved_weights(second)
+    assert len(a) == len(b)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+# --- pure logic -------------------------------------------------------------------------------
+
+
+def test_phase_plan():
+    assert phase_plan({"mode": "transfer", "warmup_epochs": 2}, 3) == ["frozen"] * 3
+    assert phase_plan({"mode": "full", "warmup_epochs": 2}, 3) == ["full"] * 3
+    assert phase_plan({"mode": "fine_tune", "warmup_epochs": 2}, 4) == ["frozen", "frozen", "fine_tune", "fine_tune"]
+    assert phase_plan({"mode": "fine_tune", "warmup_epochs": 0}, 2) == ["fine_tune"] * 2
+    assert phase_plan({"mode": "fine_tune", "warmup_epochs": 9}, 2) == ["frozen"] * 2
+
+
+def test_epoch_order_depends_only_on_seed_and_epoch():
+    order = epoch_order(3, 5, 10)
+    assert sorted(order) == list(range(10))
+    np.testing.assert_array_equal(order, epoch_order(3, 5, 10))
+    assert not np.array_equal(order, epoch_order(3, 6, 10))
+    assert not np.array_equal(order, epoch_order(4, 5, 10))
+
+
+def test_history_rows_beyond_backup_are_dropped_and_epochs_made_one_based(tmp_path):
+    partial = tmp_path / "partial.csv"
+    rows = pd.DataFrame({column: [0.5, 0.25, 0.125] for column in HISTORY_COLUMNS})
+    rows["epoch"], rows["phase"] = [0, 1, 2], ["frozen", "fine_tune", "fine_tune"]
+    rows.to_csv(partial, index=False)
+    keep_history_rows(partial, 2)  # a kill between epoch 3's row and its backup
+    history = write_history(partial, tmp_path / "history.csv")
+    assert list(history.columns) == HISTORY_COLUMNS
+    assert history["epoch"].tolist() == [1, 2]
+    assert pd.read_csv(tmp_path / "history.csv").equals(history)
+    keep_history_rows(partial, 0)
+    assert not partial.exists()
+
+
+def test_backup_counts_only_when_committed(tmp_path):
+    assert completed_epochs(tmp_path) == 0
+    (tmp_path / "training_metadata.json").write_text(json.dumps({"epoch": 3, "weights": "epoch-0003.weights.h5"}))
+    assert completed_epochs(tmp_path) == 0  # metadata naming a file that is not there
+    (tmp_path / "epoch-0003.weights.h5").write_bytes(b"")
+    assert completed_epochs(tmp_path) == 3 and backup_metadata(tmp_path)["weights"] == "epoch-0003.weights.h5"
+
+
+def test_resume_folder_of_other_settings_is_discarded(tmp_path):
+    resume = tmp_path / "resume"
+    prepare_resume_dir(resume, make_settings())
+    (resume / "backup").mkdir()
+    prepare_resume_dir(resume, make_settings())
+    assert (resume / "backup").exists()
+    prepare_resume_dir(resume, make_settings(epochs=5))
+    assert not (resume / "backup").exists()
+    assert json.loads((resume / "settings.json").read_text())["epochs"] == 5
+
+
+# --- real runs --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def alexnet_data(tmp_path_factory):
+    return make_data(tmp_path_factory.mktemp("cache67"), 67)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, alexnet_data):
+    """An uninterrupted AlexNet fine_tune run (warm-up 1, 4 epochs). Started here, awaited by its users,
+    so it trains while the resume test runs its own attempts."""
+    job = Job(tmp_path_factory.mktemp("reference"), make_settings(), alexnet_data)
+    yield job
+    if job.process.poll() is None:
+        job.process.kill()
+        job.wait()
+
+
+@pytest.fixture(scope="module")
+def finished_reference(reference):
+    if reference.process.returncode is None:
+        reference.finish()
+    assert reference.process.returncode == 0
+    return reference
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path, alexnet_data, reference):
+    """Kill 1 lands in epoch 2, the first fine_tune epoch (resume restores the frozen phase's state
+    and switches phase); kill 2 lands in epoch 3, inside fine_tune after the switch. Each restart
+    resumes at the last finished epoch; the result equals the uninterrupted run."""
+    run = tmp_path / "run"
+    settings = make_settings()
+
+    first = Job(run, settings, alexnet_data, attempt=1)
+    assert first.kill_after_backup(1) == 1
+    partial = pd.read_csv(run / "resume" / "history.csv")
+    assert partial["epoch"].tolist()[:1] == [0]  # the CSV row was flushed before the kill
+    assert not (run / "history.csv").exists() and not (run / "model.keras").exists()
+
+    second = Job(run, settings, alexnet_data, attempt=2)
+    assert second.kill_after_backup(2) == 2
+    assert "resuming at epoch 2 of 4" in second.text()
+    assert "entering phase fine_tune" in second.text()
+
+    third = Job(run, settings, alexnet_data, attempt=3).finish()
+    log = third.text()
+    assert "resuming at epoch 3 of 4" in log
+    assert "Epoch 3/4" in log and "Epoch 4/4" in log and "Epoch 2/4" not in log
+
+    history = third.history()
+    assert history["epoch"].tolist() == [1, 2, 3, 4]
+    assert history["phase"].tolist() == ["frozen", "fine_tune", "fine_tune", "fine_tune"]
+    assert not (run / "resume").exists()
+    provenance = third.provenance()
+    assert provenance["resumed_at_epoch"] == 3
+    assert provenance["first_started_at"] <= provenance["started_at"]
+
+    reference.finish()
+    pd.testing.assert_frame_equal(untimed(history), untimed(reference.history()), check_exact=True)
+    assert_same_weights(run / "model.keras", reference.run_dir / "model.keras")
+
+
+@pytest.mark.slow
+def test_same_run_twice_is_bit_identical(tmp_path):
+    """ResNet50 at 32 px, every layer training (BN batch statistics, backprop through all
+    convolutions): two processes, started together, give the same history and weights."""
+    data = make_data(tmp_path / "cache32", 32)
+    settings = make_settings("resnet50", 32, mode="full", epochs=2)
+    jobs = [Job(tmp_path / f"run{i}", settings, data) for i in range(2)]
+    first, second = (job.finish() for job in jobs)
+    history = first.history()
+    assert len(history) == 2 and history["loss"].notna().all()
+    pd.testing.assert_frame_equal(untimed(history), untimed(second.history()), check_exact=True)
+    assert_same_weights(first.run_dir / "model.keras", second.run_dir / "model.keras")
+
+
+@pytest.mark.slow
+def test_history_columns_phases_and_progress_log(finished_reference):
+    history = finished_reference.history()
+    assert list(history.columns) == HISTORY_COLUMNS
+    assert history["epoch"].tolist() == [1, 2, 3, 4]
+    assert history["phase"].tolist() == ["frozen", "fine_tune", "fine_tune", "fine_tune"]
+    np.testing.assert_allclose(history["learning_rate"], 0.001, rtol=1e-6)  # float32 in the optimizer
+    assert (history[TIMING_COLUMNS] > 0).all().all()
+    assert history[["loss", "val_loss", "accuracy", "val_accuracy"]].notna().all().all()
+    log = finished_reference.text()
+    # verbose=2: "Epoch i/4" then one summary line per epoch, no per-batch bar.
+    assert [int(n) for n in re.findall(r"^Epoch (\d+)/4$", log, re.M)] == [1, 2, 3, 4]
+    assert len(re.findall(r"^2/2 - .*loss: .* - val_accuracy: .* - val_loss: ", log, re.M)) == 4
+    assert "resuming at epoch" not in log
+
+
+@pytest.mark.slow
+def test_model_and_run_json(finished_reference):
+    import keras
+
+    import cnn_study.models  # noqa: F401
+
+    run = finished_reference.run_dir
+    model = keras.saving.load_model(run / "model.keras")
+    assert model.get_layer("preprocessing").__class__.__name__ == "ImagenetPreprocessing"
+    assert model.output_shape == (None, 2)
+    assert not (run / "resume").exists()
+    assert not list(run.glob("*.partial*"))
+
+    text = (run / "run.json").read_text()
+    record = json.loads(text)
+    settings = make_settings()
+    assert record["settings"] == settings
+    assert record["settings_sha256"] == settings_hash(settings)
+    assert record["backend"] == "tensorflow"
+    assert {"keras", "numpy", "pandas"} <= set(record["packages"])
+    assert "tensorflow" in record["packages"] or "tensorflow-cpu" in record["packages"]
+    assert isinstance(record["cpu"], str) and record["cpu"] and isinstance(record["gpus"], list)
+    assert record["git_commit"] is None or re.fullmatch(r"[0-9a-f]{40}", record["git_commit"])
+    assert record["started_at"] <= record["finished_at"]
+    assert record["total_seconds"] > 0 and record["training_seconds"] > 0
+    assert record["resumed_at_epoch"] is None
+    assert "canary-credential" not in text and "KAGGLE_KEY" not in text and "PATH" not in record
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is not installed")
+def test_torch_backend_trains(tmp_path):
+    """The same code on KERAS_BACKEND=torch: frozen warm-up epoch, phase switch, fine_tune epoch."""
+    data = make_data(tmp_path / "cache32", 32)
+    job = Job(tmp_path / "run", make_settings("resnet50", 32, epochs=2), data, backend="torch").finish()
+    history = job.history()
+    assert list(history.columns) == HISTORY_COLUMNS
+    assert history["phase"].tolist() == ["frozen", "fine_tune"]
+    assert history["loss"].notna().all()
+    assert job.provenance()["backend"] == "torch"
+    assert "torch" in job.provenance()["packages"]
+    assert saved_weights(job.run_dir / "model.keras")  # a torch-trained model.keras loads here too
