@@ -117,9 +117,12 @@ class Job:
                "ok": bool(self.result and self.result.get("ok")),
                "process_wall_s": (self.ended or time.perf_counter()) - self.started if self.started else None}
         if self.result:
-            for key in ("import_s", "setup_s", "error", "device", "params", "after_last_fit_s", "train_run_s"):
+            for key in ("import_s", "setup_s", "error", "device", "params", "after_last_fit_s", "train_run_s",
+                        "breakdown"):
                 if key in self.result:
                     out[key] = self.result[key]
+        if self.ended is not None and not out["ok"] and self.logfile.exists():
+            out["log_tail"] = self.logfile.read_text(errors="replace")[-2000:]
         if first and ends:
             out["to_first_fit_s"] = first["wall"] - self.started if self.started else None
             durations = [ends[0]["wall"] - first["wall"]] + [b["wall"] - a["wall"] for a, b in zip(ends, ends[1:])]
@@ -307,14 +310,18 @@ def report(results: dict) -> str:
             f"{o['train_images']}+{o['val_images']} images, batch {o['batch']}, {o['precision']}, "
             f"jit={o['jit']}, trainer={o['trainer']}, protocol={o['protocol']}, deterministic={o['deterministic']}"
         )
-        header = ("run", "epochs", "first s", "s/epoch", "frozen", "fine_tune", "img/s", "process s", "projected s", "loss", "acc")
+        header = ("run", "epochs", "first s", "s/epoch", "frozen", "fine_tune", "backup s/ep", "img/s",
+                  "process s", "projected s", "GPU GB", "loss", "acc")
         rows = [header]
         for r in grid["runs"]:
             phases = r.get("steady_epoch_s_by_phase", {})
+            backup = (r.get("breakdown") or {}).get("per_callback_on_epoch_end", {}).get("EpochBackup")
             rows.append((
-                r["name"], f"{r['epochs_done']}", fmt(r.get("first_epoch_s"), ".1f"), fmt(r.get("steady_epoch_s")),
-                fmt(phases.get("frozen")), fmt(phases.get("fine_tune", phases.get("full"))), fmt(r.get("images_per_s"), ".0f"),
-                fmt(r.get("process_wall_s"), ".0f"), fmt(r.get("projected_run_s"), ".0f"),
+                r["name"] + (" (cut off)" if r.get("killed") else ""), f"{r['epochs_done']}",
+                fmt(r.get("first_epoch_s"), ".1f"), fmt(r.get("steady_epoch_s")),
+                fmt(phases.get("frozen")), fmt(phases.get("fine_tune", phases.get("full"))), fmt(backup),
+                fmt(r.get("images_per_s"), ".1f"), fmt(r.get("process_wall_s"), ".0f"),
+                fmt(r.get("projected_run_s"), ".0f"), fmt((r.get("device") or {}).get("max_memory_gb"), ".1f"),
                 fmt(r.get("last_loss"), ".3f"), fmt(r.get("last_accuracy"), ".3f"),
             ))
         lines += table_lines(rows)
@@ -335,11 +342,17 @@ def report(results: dict) -> str:
         )
     probes = results.get("probes")
     if probes:
-        rows = [("probe (1 process)", "epochs", "first s", "s/epoch", "img/s", "note")]
+        lines.append(f"probes: one process each, {results.get('probe_run')}, protocol full (all layers train)")
+        rows = [("probe", "options", "epochs", "first s", "s/epoch", "train steps s", "backup s/ep", "img/s", "note")]
         for p in probes:
-            rows.append((p["name"], str(p.get("epochs_done", "-")), fmt(p.get("first_epoch_s"), ".1f"),
-                         fmt(p.get("steady_epoch_s")), fmt(p.get("images_per_s"), ".0f"),
-                         "skipped" if p.get("skipped") else (p.get("error") or "")[:60]))
+            b = p.get("breakdown") or {}
+            note = "skipped: no time left" if p.get("skipped") else (
+                p.get("error") or ("stopped at its time limit" if p.get("killed") else ""))
+            options = ",".join(f"{k}={v}" for k, v in (p.get("probe") or {}).items() if k != "name")
+            rows.append((p["name"], options, str(p.get("epochs_done", "-")), fmt(p.get("first_epoch_s"), ".1f"),
+                         fmt(p.get("steady_epoch_s")), fmt(b.get("train_steps")),
+                         fmt(b.get("per_callback_on_epoch_end", {}).get("EpochBackup")),
+                         fmt(p.get("images_per_s"), ".1f"), note[:70]))
         lines += table_lines(rows)
     prep = results.get("prepare")
     if prep:
@@ -465,6 +478,7 @@ def main() -> None:
                 log(f"grid (budget {budget:.0f} s)")
                 results["grid"] = stage_grid(args, data, env, budget)
                 save(results, out)
+        results["probe_run"] = ":".join(map(str, args.probe_run))
         if data and "probes" in stages and args.probes:
             budget = left(args) - args.reserve_s
             log(f"probes (budget {budget:.0f} s)")

@@ -294,7 +294,7 @@ def table(results: dict) -> str:
              fmt(_ratio(field(mini, "first_epoch_s"), field(wf, "first_epoch_s")), ".2f", "x"), "", ""),
             ("train: imports s", fmt(field(wf, "import_s"), ".1f"), fmt(field(mini, "import_s"), ".1f"), "", "", ""),
             ("train: set-up before fit s", fmt(field(wf, "setup_s"), ".1f"), fmt(field(mini, "setup_s"), ".1f"), "", "", ""),
-            ("train: interpreter start s", fmt(field(wf, "startup_s"), ".1f"), fmt(field(mini, "startup_s"), ".1f"), "", "", ""),
+            ("train: process start + exit s", fmt(field(wf, "startup_s"), ".1f"), fmt(field(mini, "startup_s"), ".1f"), "", "", ""),
         ]
         if "workflow_nondeterministic" in runs:
             nd = runs["workflow_nondeterministic"]
@@ -417,7 +417,8 @@ def main() -> None:
     print(f"{results['date']}  {results['machine']}  backend {BACKEND}  load {results['load_start']} -> "
           f"{results['load_end']}  total {results['total_s'] / 60:.1f} min")
     print(f"{args.train_images}+{args.val_images} images at {args.size} px, {args.epochs} epochs, "
-          f"{args.repeats} repeat(s); ratio = workflow / baseline, median of back-to-back pairs")
+          f"{args.repeats} repeat(s); ratio = workflow speed / baseline speed (>1: workflow faster), "
+          "median of back-to-back pairs")
     print(table(results))
     print(breakdown_text(results))
     print(f"raw results: {out}")

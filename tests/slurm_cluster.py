@@ -118,7 +118,6 @@ class SlurmCluster:
         def_mem_per_cpu: int = 1024,
         kill_wait: int = 5,
     ):
-        self._own_root = root is None
         self.root = Path(root or tempfile.mkdtemp(prefix="slurmtest-"))
         self.gpus = gpus
         self.min_job_age = min_job_age

@@ -4,8 +4,10 @@ Needs root and the Debian packages of .ci/install_slurm.sh; skips otherwise.
 
 (a) test_profile_submits_through_sbatch: a two-rule throwaway workflow through
     profiles/slurm + tests/slurm_overlay: every job is an sbatch job.
-(b) test_demo_through_slurm_matches_local: the demo config through Slurm; every
-    `train` job went through sbatch and the results equal a local `--cores 2` run.
+(b) test_demo_through_slurm_matches_local: the demo config (with an AlexNet test grid
+    on top, see TEST_GRID; SLURM_TEST_FULL_DEMO=1 for the demo's own grid) through
+    Slurm; every `train` job went through sbatch and the results equal a local
+    `--cores 2` run.
 (c) test_train_time_limit_retry_resumes: a training job killed by its Slurm time
     limit is retried and resumes from its checkpoint.
 """
