@@ -450,14 +450,7 @@ def main() -> None:
     env = dict(os.environ, KERAS_BACKEND=os.environ.get("KERAS_BACKEND", "torch"), PYTHONUNBUFFERED="1")
     results: dict = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "argv": sys.argv, "options": options_of(args),
                      "machine": common.cpu_description(), "budget_s": args.budget_s}
-    try:
-        import torch
-
-        results["device"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA device"
-        results["torch"] = torch.__version__
-    except Exception as error:  # noqa: BLE001
-        results["device"] = f"torch unavailable: {error}"
-    log(f"device {results['device']}; stages {stages}; budget {args.budget_s:.0f} s")
+    log(f"stages {stages}; budget {args.budget_s:.0f} s")
     save(results, out)
     try:
         data = None
@@ -465,6 +458,15 @@ def main() -> None:
             log("prepare")
             results["prepare"] = data = stage_prepare(args, args.work)
             save(results, out)
+        # Only now: CUDA is not initialised in this process before prepare's worker processes fork.
+        try:
+            import torch
+
+            results["device"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA device"
+            results["torch"] = torch.__version__
+        except Exception as error:  # noqa: BLE001
+            results["device"] = f"torch unavailable: {error}"
+        log(f"device {results['device']}")
         if data and "input" in stages:
             budget = min(args.input_budget_s, left(args) - args.reserve_s)
             if budget > 30:

@@ -24,7 +24,8 @@ def configure_backend(threads: int, seed: int, deterministic: bool):
                 "TensorFlow is already initialised: keeping its thread settings (%d intra-op threads asked)", threads
             )
         if deterministic:
-            # Without it ResNet50 runs differ here even with every seed fixed.
+            # Multi-threaded CPU kernels and GPU kernels may otherwise reduce in a varying order, so
+            # runs with every seed fixed could still differ in the last bits.
             tf.config.experimental.enable_op_determinism()
     elif backend == "torch":
         import torch
