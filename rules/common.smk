@@ -85,6 +85,13 @@ def run_settings(wildcards):
     )
 
 
+def training_threads():
+    """Threads per training job: the local cores shared among the runs, at least 1, at most 8.
+    On a small CPU the runs then train side by side, which also overlaps their single-threaded
+    graph tracing; profiles set their own with set-threads."""
+    return min(8, max(1, (workflow.cores or 1) // max(1, len(RUNS))))
+
+
 def training_inputs(wildcards):
     model = settings.model_settings(config, wildcards.model)
     inputs = cache_files(model["input_size"])

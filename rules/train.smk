@@ -13,7 +13,7 @@ rule train:
         f"logs/train/{RUN_DIR.removeprefix('results/runs/')}.log",
     benchmark:
         f"results/benchmarks/train/{RUN_DIR.removeprefix('results/runs/')}.tsv"
-    threads: 2
+    threads: training_threads()
     resources:
         mem_mb=8000,
         runtime=240,
