@@ -1,9 +1,11 @@
 """The benchmarks: one command, a table of ratios, each measured side by side in the same run.
 
-    python benchmarks/run.py            # the full set (about 45 minutes on 2 busy CPU cores)
+    python benchmarks/run.py            # the full set (about 15 minutes on 2 quiet CPU cores)
     python benchmarks/run.py --quick    # smaller, one repeat (about 15 minutes)
     python benchmarks/run.py --only train input --repeats 3 --json /tmp/bench.json
 
+0. data: screening and the 250 + 50 per class pick on the real mini archive
+   (../shared/data/dogs-vs-cats-mini/train.zip; skipped where it is absent), one fresh process each.
 1. training: the workflow's train_run (what the Snakemake job runs) against a hand-written Keras
    script of the same job (ResNet50 at 128 px, batch 10, SGD, same cached arrays, same epochs,
    model.fit(x, y, epochs=N, shuffle=True, validation_data=...)). Each is its own process; the
@@ -199,6 +201,38 @@ def parse_snakemake_log(text: str) -> list[dict]:
     return [job for job in jobs.values() if "end" in job]
 
 
+MINI_ARCHIVE = REPO.parent / "shared" / "data" / "dogs-vs-cats-mini" / "train.zip"
+
+
+def bench_data(args, workdir: Path) -> dict:
+    """Screening and the 250 + 50 per class pick on the real mini archive, in a fresh process each
+    time (imports included), as the select_images job runs it."""
+    if not MINI_ARCHIVE.exists():
+        log(f"  {MINI_ARCHIVE} is not here: skipped")
+        return {"skipped": str(MINI_ARCHIVE)}
+    code = (
+        "import sys, time; sys.path.insert(0, 'workflow_scripts'); started = time.perf_counter()\n"
+        "from cnn_study.selection import select_images\n"
+        "rows = select_images(source_path=sys.argv[1], manifest_path=sys.argv[2] + '/manifest.csv',\n"
+        "    rejected_path=sys.argv[2] + '/rejected.csv', classes=['cat', 'dog'], n_train=250, n_val=50,\n"
+        "    seed=0, min_size=32, near_duplicate_distance=6, picklist=None)\n"
+        "print('SELECTED', len(rows), time.perf_counter() - started)\n"
+    )
+    seconds = []
+    for repeat in range(args.repeats):
+        out = workdir / f"select_{repeat}"
+        out.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, "-c", code, str(MINI_ARCHIVE), str(out)], cwd=REPO,
+                              capture_output=True, text=True, timeout=args.timeout)
+        wall = time.perf_counter() - started
+        match = re.search(r"SELECTED (\d+)", done.stdout)
+        seconds.append(wall if done.returncode == 0 and match and int(match.group(1)) == 600 else None)
+        log(f"  screening + pick of 250+50 per class from {MINI_ARCHIVE.name}: {wall:.1f} s "
+            f"(rc {done.returncode}{', ' + done.stderr.strip().splitlines()[-1] if done.returncode else ''})")
+    return {"archive": str(MINI_ARCHIVE), "seconds": seconds}
+
+
 def bench_workflow(args, workdir: Path) -> dict:
     wf = workdir / "wf"
     wf.mkdir(parents=True)
@@ -334,6 +368,10 @@ def table(results: dict) -> str:
         build = results["input"].get("cache_build_s")
         if build is not None:
             rows.append(("input: cache build s (once)", fmt(build, ".1f"), "", "", "", ""))
+    if "data" in results and results["data"].get("seconds"):
+        selected = median(results["data"]["seconds"])
+        rows.append(("data: screen + pick 250+50/class, mini archive s", fmt(selected, ".1f"), "", "", "< 30 s",
+                     "yes" if selected is not None and selected < 30 else "NO"))
     if "workflow" in results:
         w = results["workflow"]
         noop = [n["seconds"] for n in w.get("noop", [])[1:]] or [n["seconds"] for n in w.get("noop", [])]
@@ -381,7 +419,8 @@ def breakdown_text(results: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer images and epochs, one repeat, demo with 1 epoch")
-    parser.add_argument("--only", nargs="+", choices=["train", "input", "workflow"], default=["train", "input", "workflow"])
+    parser.add_argument("--only", nargs="+", choices=["data", "train", "input", "workflow"],
+                        default=["data", "train", "input", "workflow"])
     parser.add_argument("--repeats", type=int, help="pairs per comparison (default 2, quick 1)")
     parser.add_argument("--train-images", type=int, help="training images (default 100, quick 30)")
     parser.add_argument("--val-images", type=int, help="validation images (default 20, quick 10)")
@@ -417,6 +456,9 @@ def main() -> None:
             if BACKEND == "tensorflow" and not args.quick and "input" in args.only:
                 data["folders"] = extract_folders(dataset, workdir / "folders")
             log(f"  cache built in {build_s:.2f} s")
+        if "data" in args.only:
+            log("0. data: screening and the hand-pick on the real mini archive")
+            results["data"] = bench_data(args, workdir)
         if "train" in args.only:
             log("1. training throughput: workflow train_run vs hand-written model.fit")
             results["training"] = bench_training(args, data, workdir)
