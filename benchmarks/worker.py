@@ -124,6 +124,16 @@ def workflow_train(spec: dict, keras, timeline) -> dict:
     }
 
 
+def compile_hand_model(keras, model, spec: dict) -> None:
+    """compile() as a hand-written script would call it."""
+    model.compile(
+        optimizer=common.optimizer(keras, spec["optimizer"], float(spec["lr"])),
+        loss="categorical_crossentropy",
+        metrics=["accuracy"],
+        jit_compile=spec.get("jit_compile") if spec.get("jit_compile") is not None else "auto",
+    )
+
+
 def minimal_train(spec: dict, keras, timeline) -> dict:
     set_minimal_threads(spec)
     keras.utils.set_random_seed(spec["seed"])
@@ -135,12 +145,7 @@ def minimal_train(spec: dict, keras, timeline) -> dict:
                                     augmentation=spec.get("augmentation", True))
     if spec.get("protocol") == "transfer":
         base.trainable = False
-    model.compile(
-        optimizer=common.optimizer(keras, spec["optimizer"], float(spec["lr"])),
-        loss="categorical_crossentropy",
-        metrics=["accuracy"],
-        jit_compile=spec.get("jit_compile") if spec.get("jit_compile") is not None else "auto",
-    )
+    compile_hand_model(keras, model, spec)
     history = model.fit(
         x, y, batch_size=spec["batch"], epochs=spec["epochs"], shuffle=True,
         validation_data=(xv, yv), verbose=spec.get("verbose", 2),
@@ -196,12 +201,7 @@ def input_train(spec: dict, keras, timeline) -> dict:
     loader, batch, size = spec["loader"], spec["batch"], spec["size"]
     model, base = common.hand_model(keras, spec["model"], size, spec["seed"])
     base.trainable = False
-    model.compile(
-        optimizer=common.optimizer(keras, spec["optimizer"], float(spec["lr"])),
-        loss="categorical_crossentropy",
-        metrics=["accuracy"],
-        jit_compile=spec.get("jit_compile") if spec.get("jit_compile") is not None else "auto",
-    )
+    compile_hand_model(keras, model, spec)
     fit = {"epochs": spec["epochs"], "verbose": spec.get("verbose", 2)}
     if loader == "cache":
         data = spec["data"]

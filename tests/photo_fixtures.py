@@ -40,26 +40,24 @@ def jpeg(seed: int, size: tuple[int, int] = (96, 80), quality: int = 90) -> byte
     return encode(photo(seed, size), "JPEG", quality=quality)
 
 
-def competition_members(per_class: int, classes=("cat", "dog"), start_seed: int = 0, folder: str = "train") -> dict:
-    """{member name: JPEG bytes} in the competition layout: train/cat.0.jpg, ..."""
-    members = {}
-    seed = start_seed
+def numbered_members(per_class: int, classes, start_seed: int, name) -> dict:
+    """{name(label, number): JPEG bytes}, a distinct photo per member."""
+    members, seed = {}, start_seed
     for label in classes:
         for number in range(per_class):
-            members[f"{folder}/{label}.{number}.jpg"] = jpeg(seed)
+            members[name(label, number)] = jpeg(seed)
             seed += 1
     return members
+
+
+def competition_members(per_class: int, classes=("cat", "dog"), start_seed: int = 0, folder: str = "train") -> dict:
+    """{member name: JPEG bytes} in the competition layout: train/cat.0.jpg, ..."""
+    return numbered_members(per_class, classes, start_seed, lambda label, number: f"{folder}/{label}.{number}.jpg")
 
 
 def petimages_members(per_class: int, classes=("Cat", "Dog"), start_seed: int = 0) -> dict:
     """{member name: JPEG bytes} in the PetImages layout: PetImages/Cat/0.jpg, ..."""
-    members = {}
-    seed = start_seed
-    for label in classes:
-        for number in range(per_class):
-            members[f"PetImages/{label}/{number}.jpg"] = jpeg(seed)
-            seed += 1
-    return members
+    return numbered_members(per_class, classes, start_seed, lambda label, number: f"PetImages/{label}/{number}.jpg")
 
 
 def write_zip(path: Path, members: dict, order: list[str] | None = None, shuffle_seed: int | None = None) -> Path:
