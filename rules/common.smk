@@ -89,7 +89,11 @@ def training_threads():
     """Threads per training job: the local cores shared among the runs, at least 1, at most 8.
     On a small CPU the runs then train side by side, which also overlaps their single-threaded
     graph tracing; profiles set their own with set-threads."""
-    return min(8, max(1, (workflow.cores or 1) // max(1, len(RUNS))))
+    try:
+        cores = workflow.cores
+    except WorkflowError:  # a cluster executor has no local core count: profiles set the threads
+        return 1
+    return min(8, max(1, (cores or 1) // max(1, len(RUNS))))
 
 
 def training_inputs(wildcards):
