@@ -45,7 +45,9 @@ def test_a_diverged_run_flows_through_the_results_stage(tmp_path):
     write_tables(str(epochs), str(summary), 0.9, tables)
     summary_md = open(tables["summary_md"]).read()
     assert "| Adam |" in summary_md and "**SGD**" in summary_md
-    assert "C2" in open(tables["claims"]).read()
+    claims = open(tables["claims"]).read()
+    assert "C2" in claims
+    assert "left out: adam 1 of 1" in claims  # C1's loss comparison names the diverged run
 
     figures = {}
     for name in FIGURES:

@@ -144,10 +144,15 @@ def _ordering(sub: pd.DataFrame, metric: str, winner: str, others, higher: bool,
     of ``sub``: HOLDS if winner is significantly better than each other, FAILS if some other is
     significantly better than winner, else UNCLEAR.
     """
-    groups = {k: v[~np.isnan(v)] for k, v in _groups(sub, metric).items()}
+    raw = _groups(sub, metric)
+    groups = {k: v[~np.isnan(v)] for k, v in raw.items()}
     others = [o for o in others if o in groups and groups[o].size]
     means = {k: float(v.mean()) for k, v in groups.items() if v.size}
     label = label or metric
+    # A diverged run has a NaN loss: say which runs were left out rather than drop them silently.
+    left_out = [f"{o} {int(np.isnan(v).sum())} of {v.size}" for o, v in raw.items() if np.isnan(v).any()]
+    if left_out:
+        label += f" (runs without a value, e.g. diverged, left out: {', '.join(left_out)})"
     if winner not in means or not others:
         return UNCLEAR, f"{label}: no values for {winner} or its rivals", means, ""
     n_min = min(groups[o].size for o in [winner] + others)
