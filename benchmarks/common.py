@@ -174,7 +174,10 @@ def hand_model(keras, model: str, size: int, seed: int, augmentation: bool = Tru
         mean = np.array(CAFFE_MEAN_BGR, dtype="float32")
         # For the torch backend: output_shape given (it cannot infer it), the mean made a tensor on
         # the inputs' device.
-        x = layers.Lambda(lambda t: ops.flip(ops.cast(t, "float32"), axis=-1) - ops.convert_to_tensor(mean), output_shape=(size, size, 3))(x)
+        x = layers.Lambda(
+            lambda t: ops.flip(ops.cast(t, "float32"), axis=-1) - ops.convert_to_tensor(mean),
+            output_shape=(size, size, 3),
+        )(x)
     else:  # tf: [-1, 1]
         x = layers.Rescaling(1 / 127.5, offset=-1.0)(x)
     base = getattr(keras.applications, APPLICATION_NAMES[model])(
@@ -230,9 +233,6 @@ class Timeline:
 
             def on_epoch_begin(self, epoch, logs=None):
                 timeline.mark(f"epoch_begin_{position}", epoch)
-
-            def on_train_end(self, logs=None):
-                timeline.mark(f"train_end_{position}")
 
             def on_test_begin(self, logs=None):
                 timeline.mark(f"test_begin_{position}")

@@ -205,29 +205,32 @@ MINI_ARCHIVE = REPO.parent / "shared" / "data" / "dogs-vs-cats-mini" / "train.zi
 
 
 def bench_data(args, workdir: Path) -> dict:
-    """Screening and the 250 + 50 per class pick on the real mini archive, in a fresh process each
-    time (imports included), as the select_images job runs it."""
+    """Screening and the 250 + 50 per class pick on the real mini archive with config.yaml's
+    screening settings, in a fresh process each time (imports included), as select_images runs."""
     if not MINI_ARCHIVE.exists():
         log(f"  {MINI_ARCHIVE} is not here: skipped")
         return {"skipped": str(MINI_ARCHIVE)}
+    dataset = common.workflow_config({})["dataset"]
     code = (
-        "import sys, time; sys.path.insert(0, 'workflow_scripts'); started = time.perf_counter()\n"
+        "import json, sys; sys.path.insert(0, 'workflow_scripts')\n"
         "from cnn_study.selection import select_images\n"
-        "rows = select_images(source_path=sys.argv[1], manifest_path=sys.argv[2] + '/manifest.csv',\n"
-        "    rejected_path=sys.argv[2] + '/rejected.csv', classes=['cat', 'dog'], n_train=250, n_val=50,\n"
-        "    seed=0, min_size=32, near_duplicate_distance=6, picklist=None)\n"
-        "print('SELECTED', len(rows), time.perf_counter() - started)\n"
+        "print('SELECTED', len(select_images(**json.loads(sys.argv[1]))))\n"
     )
     seconds = []
     for repeat in range(args.repeats):
         out = workdir / f"select_{repeat}"
-        out.mkdir(parents=True, exist_ok=True)
+        options = {
+            "source_path": str(MINI_ARCHIVE), "manifest_path": str(out / "manifest.csv"),
+            "rejected_path": str(out / "rejected.csv"), "classes": dataset["classes"], "n_train": 250,
+            "n_val": 50, "seed": dataset["pick_seed"], "min_size": dataset["min_size"],
+            "near_duplicate_distance": dataset["near_duplicate_distance"], "picklist": None,
+        }
         started = time.perf_counter()
-        done = subprocess.run([sys.executable, "-c", code, str(MINI_ARCHIVE), str(out)], cwd=REPO,
+        done = subprocess.run([sys.executable, "-c", code, json.dumps(options)], cwd=REPO,
                               capture_output=True, text=True, timeout=args.timeout)
         wall = time.perf_counter() - started
-        match = re.search(r"SELECTED (\d+)", done.stdout)
-        seconds.append(wall if done.returncode == 0 and match and int(match.group(1)) == 600 else None)
+        complete = done.returncode == 0 and f"SELECTED {2 * (250 + 50)}" in done.stdout
+        seconds.append(wall if complete else None)
         log(f"  screening + pick of 250+50 per class from {MINI_ARCHIVE.name}: {wall:.1f} s "
             f"(rc {done.returncode}{', ' + done.stderr.strip().splitlines()[-1] if done.returncode else ''})")
     return {"archive": str(MINI_ARCHIVE), "seconds": seconds}

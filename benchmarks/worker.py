@@ -232,28 +232,6 @@ def input_train(spec: dict, keras, timeline) -> dict:
     return {}
 
 
-def install_gc_timer(timeline) -> dict:
-    """Time Python's garbage collections (full ones show up between epochs as seconds)."""
-    import gc
-
-    totals = {"gen0": 0.0, "gen1": 0.0, "gen2": 0.0, "gen2_count": 0}
-    started = {}
-
-    def callback(phase, info):
-        if phase == "start":
-            started["t"] = time.perf_counter()
-        elif "t" in started:
-            seconds = time.perf_counter() - started.pop("t")
-            totals[f"gen{info['generation']}"] += seconds
-            if info["generation"] == 2:
-                totals["gen2_count"] += 1
-                if seconds > 0.05:
-                    timeline.mark(f"gc2_{seconds:.3f}s")
-
-    gc.callbacks.append(callback)
-    return totals
-
-
 def main() -> None:
     spec = json.loads(sys.argv[1])
     result = {"spec": spec, "pid": os.getpid()}
@@ -265,7 +243,6 @@ def main() -> None:
         result["import_s"] = time.perf_counter() - STARTED
         timeline = common.Timeline(keras, spec.get("jsonl"))
         timeline.install()
-        gc_seconds = install_gc_timer(timeline)
         setup_started = time.perf_counter()
         if spec["task"] == "train":
             extra = (workflow_train if spec["trainer"] == "workflow" else minimal_train)(spec, keras, timeline)
@@ -274,10 +251,6 @@ def main() -> None:
         result.update(extra)
         result.update(timeline.summary(spec["train_images"], setup_started))
         result["epoch_logs"] = timeline.epoch_logs
-        result["gc_seconds"] = gc_seconds
-        if timeline.events:  # the raw timeline, seconds from the first event
-            t0 = timeline.events[0][2]
-            result["events"] = [(event, epoch, round(wall - t0, 4)) for event, epoch, wall, _ in timeline.events[:400]]
         result["device"] = device_info()
         result["ok"] = True
     except BaseException as error:  # report what was measured, then fail
