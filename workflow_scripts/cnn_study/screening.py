@@ -60,6 +60,7 @@ class Screened:
     original_mode: str = ""
     phash: int = 0
     kept: str = ""  # for a duplicate: the file kept in its place
+    size_bytes: int = 0  # the file's length: among duplicates, the larger of equal pictures is kept
 
     @property
     def description(self) -> str:
@@ -110,7 +111,7 @@ def phash(image: Image.Image) -> int:
 
 def screen_image(file: str, label: str, data: bytes, min_size: int) -> Screened:
     """Decode the bytes by content (a PNG named .jpg is fine) and return what is known about them."""
-    result = Screened(file, label, hashlib.sha256(data).hexdigest())
+    result = Screened(file, label, hashlib.sha256(data).hexdigest(), size_bytes=len(data))
     if not data:
         result.reason = "zero bytes"
         return result
