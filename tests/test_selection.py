@@ -115,6 +115,29 @@ def test_too_few_usable_images_is_one_line_with_the_counts(tmp_path):
     assert "4 + 2 = 6" in message
 
 
+def test_a_failed_pick_keeps_the_reasons_where_its_message_says(tmp_path):
+    """Snakemake deletes rejected.csv when the job fails: the reasons survive in a file the message names."""
+    members = competition_members(5)
+    members["train/cat.5.jpg"] = b""
+    source = write_zip(tmp_path / "train.zip", members)
+    kept = tmp_path / "out" / "rejected.failed-pick.csv"
+    with pytest.raises(SelectionError) as error:
+        select(tmp_path, source, n_train=4, n_val=2)
+    assert str(error.value).endswith(f"(the 1 rejected images and why: {kept})")
+    (tmp_path / "out" / "rejected.csv").unlink()  # as Snakemake does with a failed job's outputs
+    assert [(r["file"], r["reason"]) for r in read_csv(kept)] == [("train/cat.5.jpg", "zero bytes")]
+    select(tmp_path, source, n_train=3, n_val=2)
+    assert not kept.exists()  # a successful pick removes the stale copy
+
+
+def test_a_failed_picklist_keeps_the_reasons_too(tmp_path):
+    members, _, _ = leaky_members()
+    picklist = write_picklist(tmp_path, [("train/cat.404.jpg", "train")])
+    with pytest.raises(SelectionError, match=r"not an image of the source.*rejected images and why: .*rejected\.failed-pick\.csv\)$"):
+        select(tmp_path, write_zip(tmp_path / "train.zip", members), picklist=picklist)
+    assert [r["reason"] for r in read_csv(tmp_path / "out" / "rejected.failed-pick.csv")] == ["near duplicate"]
+
+
 # ---- rejected files ------------------------------------------------------------------------
 
 

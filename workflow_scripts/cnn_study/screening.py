@@ -13,6 +13,10 @@ Reasons (the ``reason`` column of rejected.csv; ``detail`` says more):
 - ``too large``                  more pixels than Pillow's decompression-bomb limit (MAX_PIXELS)
 - ``smaller than minimum size``  either side under the configured ``min_size``
 - ``unreadable``                 the archive member itself cannot be read (bad CRC, encrypted)
+- ``file too large``             the member declares more bytes than any photo has (sources.MAX_MEMBER_BYTES)
+- ``implausible compression ratio``  the member would inflate like a zip bomb (sources.MAX_COMPRESSION_RATIO)
+
+The last three come from cnn_study.sources, before a member is read.
 
 Colour: grayscale, palette, CMYK, 16-bit and alpha images are kept and converted to RGB by
 :func:`to_rgb` (16-bit values scaled to 8 bits, transparency composited onto white); the mode the

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from cnn_study.screening import Screened, near_duplicate_keepers, screen_image
-from cnn_study.sources import ImageSource
+from cnn_study.sources import ImageSource, MemberRejected
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,9 @@ def screen_source(source: ImageSource, classes: list[str], min_size: int) -> tup
     for candidate in candidates:
         try:
             data = source.read(candidate.file)
+        except MemberRejected as error:  # a zip bomb or a file no photo could be: refused unread
+            screened.append(Screened(candidate.file, candidate.label, "", reason=error.reason, detail=error.detail))
+            continue
         except Exception as error:  # noqa: BLE001 -- bad CRC, encryption, permissions: a reason
             item = Screened(candidate.file, candidate.label, "", reason="unreadable")
             item.detail = f"{type(error).__name__}: {' '.join(str(error).split())[:120]}"
@@ -210,6 +213,11 @@ def write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
     partial.replace(path)
 
 
+def failed_pick_rejected_path(rejected_path: Path) -> Path:
+    """Where a failed pick keeps rejected.csv's rows: beside it, but not a declared output."""
+    return rejected_path.with_name(f"{rejected_path.stem}.failed-pick{rejected_path.suffix}")
+
+
 def select_images(
     source_path: str | Path,
     manifest_path: str | Path,
@@ -240,12 +248,18 @@ def select_images(
         "usable: %d of %d (%s)", len(screened) - len(rejected), len(screened),
         ", ".join(f"{label} {usable[label]}" for label in classes),
     )
-    # rejected.csv is written before a failing pick, so the reasons can be read either way.
     write_csv(Path(rejected_path), [vars(s) for s in rejected], REJECTED_COLUMNS)
-    if entries is not None:
-        rows = apply_picklist(screened, Path(picklist), entries, classes)
-    else:
-        rows = pick(screened, classes, n_train, n_val, seed)
+    reasons_kept = failed_pick_rejected_path(Path(rejected_path))
+    try:
+        if entries is not None:
+            rows = apply_picklist(screened, Path(picklist), entries, classes)
+        else:
+            rows = pick(screened, classes, n_train, n_val, seed)
+    except SelectionError as error:
+        # Snakemake deletes a failed job's outputs, rejected.csv too: keep the reasons in a file it does not know.
+        write_csv(reasons_kept, [vars(s) for s in rejected], REJECTED_COLUMNS)
+        raise SelectionError(f"{error} (the {len(rejected)} rejected images and why: {reasons_kept})") from None
+    reasons_kept.unlink(missing_ok=True)  # a previous failure's copy is stale now
     for split in SPLITS:
         counts = Counter(r["label"] for r in rows if r["split"] == split)
         log.info("%s: %s", split, ", ".join(f"{label} {counts[label]}" for label in classes))
