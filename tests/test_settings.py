@@ -10,7 +10,7 @@ import yaml
 from snakemake.utils import validate
 
 from cnn_study import settings
-from helpers import REPO
+from helpers import REPO, copy_workflow, snakemake
 
 SCHEMA = REPO / "schemas" / "config.schema.yaml"
 
@@ -78,6 +78,38 @@ def test_semantic_errors_are_one_line_naming_the_key(config):
     bad["models"]["alexnet"] = {"weights": "imagenet"}
     with pytest.raises(settings.ConfigError, match="alexnet.weights = imagenet"):
         settings.check_config(bad)
+
+
+@pytest.mark.parametrize(
+    "optimizer, params, key",
+    [("sgd", {"momentun": 0.9}, "sgd.momentun"), ("rmsprop", {"rho": 0.9, "betta": 1}, "rmsprop.betta"),
+     ("adamw", {"beta_1": 0.8, "nesterov": True}, "adamw.nesterov")],
+)
+def test_mistyped_optimizer_keyword_is_one_line_naming_it(config, optimizer, params, key):
+    config["optimizers"][optimizer] = params
+    with pytest.raises(settings.ConfigError) as error:
+        settings.check_config(config)
+    message = str(error.value)
+    assert message.startswith(f"invalid config: unknown key optimizers.{key}: keras.optimizers.")
+    assert "\n" not in message
+
+
+def test_known_optimizer_keywords_pass(config):
+    config["optimizers"] = {"sgd": {"momentum": 0.9, "nesterov": True}, "adam": {"beta_1": 0.8, "clipnorm": 1.0}}
+    assert settings.check_config(config) is config
+
+
+def test_dry_run_refuses_a_mistyped_optimizer_keyword(tmp_path):
+    workdir = copy_workflow(tmp_path / "wf")
+    (workdir / "typo.yaml").write_text("optimizers:\n  sgd: {momentun: 0.9}\n")
+    result = snakemake(workdir, "-n", "--configfile", "typo.yaml", check=False)
+    assert result.returncode != 0
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if "momentun" in line]
+    assert lines == [
+        "invalid config: unknown key optimizers.sgd.momentun: keras.optimizers.SGD takes momentum, nesterov, "
+        "weight_decay, clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum, ema_overwrite_frequency, "
+        "loss_scale_factor, gradient_accumulation_steps, name"
+    ], result.stderr[-2000:]
 
 
 @pytest.mark.parametrize(
