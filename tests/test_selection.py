@@ -133,7 +133,8 @@ def test_a_failed_pick_keeps_the_reasons_where_its_message_says(tmp_path):
 def test_a_failed_picklist_keeps_the_reasons_too(tmp_path):
     members, _, _ = leaky_members()
     picklist = write_picklist(tmp_path, [("train/cat.404.jpg", "train")])
-    with pytest.raises(SelectionError, match=r"not an image of the source.*rejected images and why: .*rejected\.failed-pick\.csv\)$"):
+    expected = r"not an image of the source.*rejected images and why: .*rejected\.failed-pick\.csv\)$"
+    with pytest.raises(SelectionError, match=expected):
         select(tmp_path, write_zip(tmp_path / "train.zip", members), picklist=picklist)
     assert [r["reason"] for r in read_csv(tmp_path / "out" / "rejected.failed-pick.csv")] == ["near duplicate"]
 
