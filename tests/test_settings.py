@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import re
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -125,6 +127,23 @@ def test_schema_errors_explained_in_one_line(config, change, expected):
     change(config)
     message = settings.explain_config_error(config, SCHEMA)
     assert "\n" not in message and re.search(expected, message), message
+
+
+def test_yaml_syntax_errors_in_overlays_can_be_located_as_the_readme_says(tmp_path):
+    """Snakemake reads --configfile files before the workflow runs (snakemake.settings.types.ConfigSettings),
+    so its message names neither file nor line; the README's command does. If a Snakemake release names
+    the file, the first check fails: then drop the README's note."""
+    workdir = copy_workflow(tmp_path / "wf")
+    (workdir / "more_seeds.yaml").write_text("grid:\n  seeds: [0, 1\n  models: [resnet50]\n")
+    result = snakemake(workdir, "-n", "--configfile", "more_seeds.yaml", check=False)
+    assert result.returncode != 0 and "Config file is not valid JSON or YAML" in result.stdout + result.stderr
+    assert "more_seeds.yaml" not in result.stdout + result.stderr
+    (command,) = re.findall(r"^`(python3 -c .*yaml\.safe_load.*more_seeds\.yaml)`$", (REPO / "README.md").read_text(),
+                            re.MULTILINE)
+    located = subprocess.run(command.replace("python3", sys.executable, 1), shell=True, cwd=workdir,
+                             capture_output=True, text=True)
+    assert located.returncode != 0
+    assert located.stderr.rstrip().endswith('in "more_seeds.yaml", line 3, column 9'), located.stderr
 
 
 def test_kaggle_archive_paths():
