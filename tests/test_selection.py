@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from helpers import copy_workflow, snakemake
 from photo_fixtures import competition_members, encode, jpeg, petimages_members, photo, write_folder, write_zip
 
 from cnn_study.screening import screen_image
@@ -128,6 +129,23 @@ def test_a_failed_pick_keeps_the_reasons_where_its_message_says(tmp_path):
     assert [(r["file"], r["reason"]) for r in read_csv(kept)] == [("train/cat.5.jpg", "zero bytes")]
     select(tmp_path, source, n_train=3, n_val=2)
     assert not kept.exists()  # a successful pick removes the stale copy
+
+
+def test_a_failed_pick_in_snakemake_keeps_the_reasons_it_names(tmp_path):
+    """The real thing: Snakemake deletes the failed job's rejected.csv, the copy the message names survives."""
+    members = competition_members(3)
+    members["train/cat.3.jpg"] = b""
+    write_folder(tmp_path / "wf" / "photos", members)
+    workdir = copy_workflow(tmp_path / "wf")
+    result = snakemake(workdir, "--cores", "1", "results/data/manifest.csv", "--config", "dataset={source: photos}",
+                       check=False)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "Error: too few usable images: cat 3 usable of 4; dog 3 usable of 3;" in output
+    assert "(the 1 rejected images and why: results/data/rejected.failed-pick.csv)" in output
+    assert not (workdir / "results" / "data" / "rejected.csv").exists()
+    kept = read_csv(workdir / "results" / "data" / "rejected.failed-pick.csv")
+    assert [(r["file"], r["reason"]) for r in kept] == [("train/cat.3.jpg", "zero bytes")]
 
 
 def test_a_failed_picklist_keeps_the_reasons_too(tmp_path):
