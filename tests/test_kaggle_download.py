@@ -20,6 +20,7 @@ for path in (ROOT / "workflow_scripts", ROOT / "tests"):  # in case pytest.ini s
         sys.path.insert(0, str(path))
 
 import fake_kaggle_server  # noqa: E402
+from cnn_study import kaggle_download  # noqa: E402
 from cnn_study.kaggle_download import CredentialMask, KaggleDownloadError, download_from_kaggle  # noqa: E402
 
 USER, KEY = "cat-fancier", "s3cr3t-kaggle-key-0123456789"
@@ -337,6 +338,21 @@ def test_a_server_chosen_file_name_is_masked(kaggle, credentials, tmp_path):
         competition(kaggle, tmp_path / "train.zip")
 
 
+def test_an_unexpected_failure_is_one_masked_line_with_the_traceback_in_the_log(
+        kaggle, odd_credentials, tmp_path, monkeypatch, caplog):
+    def broken(*args):
+        raise TypeError(f"client bug near {ODD_USER}:{ODD_KEY}")
+
+    kaggle.username, kaggle.key = ODD_USER, ODD_KEY
+    monkeypatch.setattr(kaggle_download, "_archive_in", broken)
+    with pytest.raises(KaggleDownloadError) as error:
+        competition(kaggle, tmp_path / "train.zip")
+    assert str(error.value) == ("downloading dogs-vs-cats/train.zip failed unexpectedly (TypeError: client bug "
+                                "near ***); see the log")
+    assert "Traceback (most recent call last)" in caplog.text and "in broken" in caplog.text
+    assert leaks(caplog.text, ODD_USER, ODD_KEY) == []
+
+
 def test_client_logs_and_prints_are_masked_while_it_runs(monkeypatch, capsys):
     """Whatever the client logs or prints during a download (VERBOSE prints the headers) goes out masked."""
     monkeypatch.setenv("KAGGLE_USERNAME", ODD_USER)
@@ -379,7 +395,8 @@ def test_echoed_credentials_never_reach_console_or_log_file(echoing_kaggle, tmp_
     env = {name: value for name, value in os.environ.items() if not name.startswith("KAGGLE_")}
     env.update(KAGGLE_USERNAME=ODD_USER, KAGGLE_KEY=ODD_KEY, HOME=str(tmp_path), KAGGLE_CONFIG_DIR=str(tmp_path),
                PYTHONPATH=str(ROOT / "workflow_scripts"))
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120,
+                            check=False)
     assert result.returncode == 1
     console, log_text = result.stdout + result.stderr, log_file.read_text()
     assert console.startswith("Error: Kaggle download of dogs-vs-cats/train.zip failed (HTTP 500")

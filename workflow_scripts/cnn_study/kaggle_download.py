@@ -46,8 +46,6 @@ def download_from_kaggle(*, competition: str | None, dataset: str | None, file_n
     if _already_downloaded(dest, what):
         return dest
     config_file = _require_credentials()
-    import requests  # the client's own dependency: its HTTP errors are requests' errors
-
     mask = CredentialMask.from_environment()
     dest.parent.mkdir(parents=True, exist_ok=True)
     # A scratch folder next to dest (same file system) so the final os.replace is atomic and an
@@ -66,7 +64,7 @@ def download_from_kaggle(*, competition: str | None, dataset: str | None, file_n
         except KaggleDownloadError as error:
             raise KaggleDownloadError(mask(str(error))) from None
         except Exception as error:  # noqa: BLE001 -- whatever it says, it says it masked
-            message = _failure_message(error, mask, requests, what, competition, dataset, endpoint)
+            message = _failure_message(error, mask, what, competition, dataset, endpoint)
             raise KaggleDownloadError(message) from None
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -129,10 +127,11 @@ def _fetch(api, competition: str | None, dataset: str | None, file_name: str | N
     return _archive_in(scratch, file_name)
 
 
-def _failure_message(error: Exception, mask: CredentialMask, requests, what: str, competition, dataset,
-                     endpoint) -> str:
+def _failure_message(error: Exception, mask: CredentialMask, what: str, competition, dataset, endpoint) -> str:
     """One line saying what went wrong and what to do; the error's own text is masked before it is cut short,
     so that no half of a secret escapes the mask."""
+    import requests  # the client's own dependency: its HTTP errors are requests' errors
+
     detail = mask(" ".join(str(error).split()))[:200]
     if isinstance(error, requests.HTTPError):
         status = error.response.status_code if error.response is not None else None
