@@ -141,8 +141,8 @@ def _failure_message(error: Exception, mask: CredentialMask, what: str, competit
                 "check the network connection and dataset.kaggle.endpoint, then rerun")
     if isinstance(error, ValueError):  # e.g. the client's check that the size matches Content-Length
         return f"downloading {what} failed ({detail}): check dataset.kaggle in the config, then rerun"
-    # Not expected: the traceback goes to the log, masked like everything else.
-    log.error("unexpected failure downloading %s: %s", what, mask("".join(traceback.format_exception(error))))
+    # Not expected: the traceback goes to the log (masked, as every record inside mask.applied()).
+    log.error("unexpected failure downloading %s: %s", what, "".join(traceback.format_exception(error)))
     return f"downloading {what} failed unexpectedly ({type(error).__name__}: {detail}); see the log"
 
 
