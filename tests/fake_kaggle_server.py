@@ -9,17 +9,23 @@ both with HTTP Basic auth (username:key) or a Bearer token. Kaggle answers with 
 storage URL; requests follows it with a GET and the client streams the body to a file named after
 the URL's last path segment (dataset downloads are always saved as <dataset-slug>.zip). Errors come
 back as JSON {"code": N, "message": ...}, which the SDK turns into requests.HTTPError.
+
+Like some real servers and proxies, it can echo the request back in its error messages (``echo``) and
+fail every API call with a given status (``fail_status``): that is how a credential the client sent
+comes back into the client's error text, and what kaggle_download's masking must catch.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import logging
 import threading
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import quote
 
 log = logging.getLogger("fake_kaggle_server")
 
@@ -44,6 +50,12 @@ class FakeKaggle:
     rules_not_accepted: set[str] = field(default_factory=set)
     requests: list[Request] = field(default_factory=list)
     url: str = ""
+    # Answer every API call with this HTTP status (an outage, a misconfigured proxy) instead of serving.
+    fail_status: int | None = None
+    fail_message: str = "the server could not handle the request"
+    # Echo in every error message: "headers" (all request headers, Authorization included), "decoded"
+    # (the Basic credentials as user:key), "urlencoded" (the key percent-encoded, as in a query string).
+    echo: str | None = None
 
 
 def start(state: FakeKaggle) -> tuple[ThreadingHTTPServer, threading.Thread]:
@@ -58,6 +70,8 @@ def start(state: FakeKaggle) -> tuple[ThreadingHTTPServer, threading.Thread]:
             authorized = self._authorized()
             state.requests.append(Request("POST", self.path, body, authorized))
             log.info("fake kaggle: POST %s %s", self.path, body)
+            if state.fail_status:
+                return self._error(state.fail_status, state.fail_message)
             if not authorized:
                 return self._error(401, "Unauthenticated")
             if self.path == COMPETITION_PATH:
@@ -98,8 +112,23 @@ def start(state: FakeKaggle) -> tuple[ThreadingHTTPServer, threading.Thread]:
             expected = base64.b64encode(f"{state.username}:{state.key}".encode()).decode()
             return self.headers.get("Authorization") == f"Basic {expected}"
 
+        def _echo(self) -> str:
+            authorization = self.headers.get("Authorization") or ""
+            try:
+                decoded = base64.b64decode(authorization.removeprefix("Basic ")).decode()
+            except (binascii.Error, UnicodeDecodeError):
+                decoded = ""
+            if state.echo == "headers":
+                return f"; request headers: {dict([('Authorization', authorization), *self.headers.items()])}"
+            if state.echo == "decoded":
+                return f"; credentials received: {decoded}"
+            if state.echo == "urlencoded":
+                user, _, key = decoded.partition(":")
+                return f"; query was ?user={quote(user)}&auth={quote(key, safe='')}"
+            return ""
+
         def _error(self, code: int, message: str):
-            payload = json.dumps({"code": code, "message": message}).encode()
+            payload = json.dumps({"code": code, "message": message + self._echo()}).encode()
             self.send_response(code)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))

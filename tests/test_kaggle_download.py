@@ -1,12 +1,16 @@
 """The Kaggle download path, run with the real kaggle client against a local fake server."""
 
+import base64
 import io
 import logging
 import os
 import socket
+import subprocess
 import sys
+import textwrap
 import zipfile
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -16,9 +20,23 @@ for path in (ROOT / "workflow_scripts", ROOT / "tests"):  # in case pytest.ini s
         sys.path.insert(0, str(path))
 
 import fake_kaggle_server  # noqa: E402
-from cnn_study.kaggle_download import KaggleDownloadError, download_from_kaggle  # noqa: E402
+from cnn_study import kaggle_download  # noqa: E402
+from cnn_study.kaggle_download import CredentialMask, KaggleDownloadError, download_from_kaggle  # noqa: E402
 
 USER, KEY = "cat-fancier", "s3cr3t-kaggle-key-0123456789"
+# A key whose URL encoding differs from it, and with the user a base64 that ends in padding.
+ODD_USER, ODD_KEY = "cat-fancier", "s3cr3t/k+y=0123456789&x"
+
+
+def credential_forms(user: str, key: str) -> dict[str, str]:
+    """Every form in which the client may send the key, so a server may echo it."""
+    basic = base64.b64encode(f"{user}:{key}".encode()).decode()
+    return {"raw": key, "user:key": f"{user}:{key}", "basic": basic, "basic unpadded": basic.rstrip("="),
+            "urlencoded": quote(key, safe="")}
+
+
+def leaks(text: str, user: str = USER, key: str = KEY) -> list[str]:
+    return [name for name, form in credential_forms(user, key).items() if form in text]
 
 
 def make_zip(members: dict[str, bytes]) -> bytes:
@@ -146,6 +164,7 @@ def test_unusable_kaggle_json(kaggle, no_credentials, tmp_path, capsys):
         competition(kaggle, tmp_path / "train.zip")
     assert "\n" not in str(error.value) and "~/.kaggle/kaggle.json" in str(error.value)
     assert kaggle.requests == []
+    assert capsys.readouterr().out == ""  # not the client's multi-line help
 
 
 def test_rules_not_accepted(kaggle, credentials, tmp_path, caplog, capsys):
@@ -209,8 +228,178 @@ def test_default_endpoint_is_kaggle(credentials, tmp_path, monkeypatch):
     assert tried == ["api.kaggle.com"]
 
 
-def test_arguments_are_checked(tmp_path):
-    with pytest.raises(ValueError):
-        download_from_kaggle(competition="c", dataset="o/d", file_name="f.zip", dest=tmp_path / "x.zip")
-    with pytest.raises(ValueError):
-        download_from_kaggle(competition="c", dataset=None, file_name=None, dest=tmp_path / "x.zip")
+@pytest.mark.parametrize(
+    "competition, dataset, file_name, message",
+    [
+        ("c", "o/d", "f.zip", "^give exactly one of competition or dataset$"),
+        (None, None, None, "^give exactly one of competition or dataset$"),
+        ("c", None, None, r"^a competition download needs file_name \(e.g. train.zip\)$"),
+        (None, "o/d", "f.zip", "^a dataset is downloaded whole: leave file_name empty$"),
+    ],
+)
+def test_arguments_are_checked(tmp_path, competition, dataset, file_name, message):
+    with pytest.raises(ValueError, match=message):
+        download_from_kaggle(competition=competition, dataset=dataset, file_name=file_name, dest=tmp_path / "x.zip")
+
+
+# ---- credentials never leave in any form ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{'Authorization': 'Basic %(basic)s', 'Accept': 'application/json'}",
+        '{"authorization": "Basic %(basic)s"}',
+        "Authorization: Basic %(basic_unpadded)s\r\nHost: x",
+        "header was basic %(basic)s",
+        "credentials received: %(user)s:%(key)s",
+        "https://host/api?user=%(user)s&auth=%(urlencoded)s",
+        "kaggle.json: {\"username\": \"%(user)s\", \"key\": \"%(key)s\"}",
+        "echo: %(basic)s.",
+        "echo: %(basic_unpadded)s.",
+        "echo: %(key)s.",
+    ],
+    ids=["headers-dict", "json", "raw-header", "basic-lowercase", "decoded", "urlencoded", "kaggle-json",
+         "bare-base64", "bare-base64-unpadded", "bare-key"],
+)
+def test_mask_hides_every_form_of_a_known_key(text):
+    forms = credential_forms(ODD_USER, ODD_KEY)
+    text = text % {"basic": forms["basic"], "basic_unpadded": forms["basic unpadded"], "user": ODD_USER,
+                   "key": ODD_KEY, "urlencoded": forms["urlencoded"]}
+    masked = CredentialMask([ODD_KEY], username=ODD_USER)(text)
+    assert leaks(masked, ODD_USER, ODD_KEY) == [] and "***" in masked, masked
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("Authorization: Bearer KGAT_0123456789abcdef", "Authorization: ***"),
+        ("sent bearer eyJhbGciOi.eyJzdWIi.c2lnbmF0dXJl today", "sent bearer *** today"),
+        ("'Authorization': 'Basic dXNlcjprZXk='}", "'Authorization': '***'}"),
+        ('{"token": "KGAT_abcdef0123", "ok": 1}', '{"token": "***", "ok": 1}'),
+        ("export KAGGLE_KEY=abcdef0123456", "export KAGGLE_KEY=***"),
+        ("https://x/y?api_key=abc123def&page=2", "https://x/y?api_key=***&page=2"),
+        ("Kaggle has no dogs-vs-cats/train.zip (HTTP 404): check dataset.kaggle", None),
+        ("Basic authentication is required", None),
+    ],
+)
+def test_mask_hides_credential_shapes_it_was_not_told_about(text, expected):
+    assert CredentialMask()(text) == (text if expected is None else expected)
+
+
+@pytest.fixture(params=["environment", "kaggle.json"])
+def odd_credentials(request, no_credentials, monkeypatch):
+    """The odd key from the environment, or only from kaggle.json (the client's config, not os.environ)."""
+    if request.param == "environment":
+        monkeypatch.setenv("KAGGLE_USERNAME", ODD_USER)
+        monkeypatch.setenv("KAGGLE_KEY", ODD_KEY)
+    else:
+        config_dir = no_credentials / "kaggle-config"
+        config_dir.mkdir()
+        (config_dir / "kaggle.json").write_text(f'{{"username": "{ODD_USER}", "key": "{ODD_KEY}"}}')
+        (config_dir / "kaggle.json").chmod(0o600)
+
+
+@pytest.fixture
+def echoing_kaggle(kaggle):
+    """A server whose every API answer is HTTP 500 echoing what it was sent."""
+    kaggle.username, kaggle.key, kaggle.fail_status = ODD_USER, ODD_KEY, 500
+    return kaggle
+
+
+@pytest.mark.parametrize("echo", ["headers", "decoded", "urlencoded"])
+def test_echoed_credentials_are_masked(echoing_kaggle, odd_credentials, tmp_path, caplog, capsys, echo):
+    echoing_kaggle.echo = echo
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(KaggleDownloadError) as error:
+        competition(echoing_kaggle, tmp_path / "train.zip")
+    message = str(error.value)
+    assert message.startswith("Kaggle download of dogs-vs-cats/train.zip failed (HTTP 500: the server could not "
+                              "handle the request; ") and message.endswith("): rerun later")
+    assert "***" in message  # the echo came back, masked
+    captured = capsys.readouterr()
+    for text in (message, caplog.text, captured.out, captured.err):
+        assert leaks(text, ODD_USER, ODD_KEY) == [], text
+
+
+def test_a_secret_cut_short_in_an_error_is_still_masked(echoing_kaggle, odd_credentials, tmp_path):
+    """Error details are cut at 200 characters: masked first, or half a key would escape."""
+    echoing_kaggle.echo = "decoded"
+    prefix = "; credentials received: " + ODD_USER + ":"
+    echoing_kaggle.fail_message = "x" * (200 - len(prefix) - 10)  # the key straddles the cut
+    with pytest.raises(KaggleDownloadError) as error:
+        competition(echoing_kaggle, tmp_path / "train.zip")
+    assert ODD_KEY[:10] not in str(error.value) and "***" in str(error.value)
+
+
+def test_a_server_chosen_file_name_is_masked(kaggle, credentials, tmp_path):
+    kaggle.files["dogs-vs-cats/train.zip"] = (f"train-{KEY}.zip", b"not a zip archive")
+    with pytest.raises(KaggleDownloadError, match=r"^Kaggle sent train-\*\*\*\.zip for dogs-vs-cats/train.zip but"):
+        competition(kaggle, tmp_path / "train.zip")
+
+
+def test_an_unexpected_failure_is_one_masked_line_with_the_traceback_in_the_log(
+        kaggle, odd_credentials, tmp_path, monkeypatch, caplog):
+    def broken(*args):
+        raise TypeError(f"client bug near {ODD_USER}:{ODD_KEY}")
+
+    kaggle.username, kaggle.key = ODD_USER, ODD_KEY
+    monkeypatch.setattr(kaggle_download, "_archive_in", broken)
+    with pytest.raises(KaggleDownloadError) as error:
+        competition(kaggle, tmp_path / "train.zip")
+    assert str(error.value) == ("downloading dogs-vs-cats/train.zip failed unexpectedly (TypeError: client bug "
+                                "near ***); see the log")
+    assert "Traceback (most recent call last)" in caplog.text and "in broken" in caplog.text
+    assert leaks(caplog.text, ODD_USER, ODD_KEY) == []
+
+
+def test_client_logs_and_prints_are_masked_while_it_runs(monkeypatch, capsys):
+    """Whatever the client logs or prints during a download (VERBOSE prints the headers) goes out masked."""
+    monkeypatch.setenv("KAGGLE_USERNAME", ODD_USER)
+    monkeypatch.setenv("KAGGLE_KEY", ODD_KEY)
+    basic = credential_forms(ODD_USER, ODD_KEY)["basic"]
+    mask = CredentialMask.from_environment()
+    stream, handler = io.StringIO(), logging.StreamHandler()
+    logger = logging.getLogger("kaggle.test")
+    handler.stream = stream
+    logger.addHandler(handler)
+    try:
+        with mask.applied():
+            logger.warning("request headers %s", {"Authorization": f"Basic {basic}"})
+            try:
+                raise RuntimeError(f"server said {ODD_KEY}")
+            except RuntimeError:
+                logger.exception("failed")
+            sys.stdout.write(f"Authorization: Basic {basic}\n")
+            print(f"key {ODD_KEY}", file=sys.stderr)
+    finally:
+        logger.removeHandler(handler)
+    logger.warning("after the block: %s", "not masked")  # the factory is restored
+    assert leaks(stream.getvalue(), ODD_USER, ODD_KEY) == []
+    assert stream.getvalue().count("***") >= 2 and "server said ***" in stream.getvalue()
+    captured = capsys.readouterr()
+    assert (captured.out, captured.err) == ("Authorization: ***\n", "key ***\n")
+
+
+def test_echoed_credentials_never_reach_console_or_log_file(echoing_kaggle, tmp_path):
+    """The rule's path: download_kaggle.py's run_logged, a console and logs/download_kaggle.log."""
+    echoing_kaggle.echo = "headers"
+    log_file = tmp_path / "download_kaggle.log"
+    script = textwrap.dedent(f"""
+        from pathlib import Path
+        from cnn_study.kaggle_download import download_from_kaggle
+        from cnn_study.logs import run_logged
+        run_logged({str(log_file)!r}, download_from_kaggle, competition="dogs-vs-cats", dataset=None,
+                   file_name="train.zip", dest=Path({str(tmp_path / "train.zip")!r}), endpoint={echoing_kaggle.url!r})
+    """)
+    env = {name: value for name, value in os.environ.items() if not name.startswith("KAGGLE_")}
+    env.update(KAGGLE_USERNAME=ODD_USER, KAGGLE_KEY=ODD_KEY, HOME=str(tmp_path), KAGGLE_CONFIG_DIR=str(tmp_path),
+               PYTHONPATH=str(ROOT / "workflow_scripts"))
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120,
+                            check=False)
+    assert result.returncode == 1
+    console, log_text = result.stdout + result.stderr, log_file.read_text()
+    assert console.startswith("Error: Kaggle download of dogs-vs-cats/train.zip failed (HTTP 500")
+    assert "Authorization': '***'" in console and "Authorization': '***'" in log_text
+    assert leaks(console, ODD_USER, ODD_KEY) == [] and leaks(log_text, ODD_USER, ODD_KEY) == []
+    assert [r.body for r in echoing_kaggle.requests] == [{"competitionName": "dogs-vs-cats", "fileName": "train.zip"}]

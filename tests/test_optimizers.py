@@ -1,6 +1,9 @@
 """cnn_study.optimizers: each name, Keras defaults, config parameters over them, one-line errors."""
 
+import inspect
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -9,7 +12,7 @@ import keras  # noqa: E402
 import pytest  # noqa: E402
 import yaml  # noqa: E402
 
-from cnn_study.optimizers import OPTIMIZERS, build_optimizer  # noqa: E402
+from cnn_study.optimizers import OPTIMIZERS, allowed_keywords, build_optimizer  # noqa: E402
 
 SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
 
@@ -32,6 +35,26 @@ def test_names_match_schema():
     schema = yaml.safe_load(SCHEMA.read_text())
     definitions = schema.get("$defs") or schema["definitions"]
     assert set(OPTIMIZERS) == set(definitions["optimizer_name"]["enum"]) == set(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_allowed_keywords_are_the_keras_signature(name):
+    """The list the config check uses (without importing Keras) is exactly what the class takes."""
+    parameters = inspect.signature(EXPECTED[name].__init__).parameters
+    expected = [key for key, p in parameters.items() if key not in ("self", "learning_rate", "kwargs")]
+    assert sorted(allowed_keywords(name)) == sorted(expected)
+    assert len(set(allowed_keywords(name))) == len(allowed_keywords(name))
+
+
+def test_config_check_does_not_import_keras():
+    code = (
+        "import sys, cnn_study.settings, cnn_study.optimizers; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('keras', 'tensorflow', 'torch', 'jax')))"
+    )
+    scripts = Path(__file__).resolve().parents[1] / "workflow_scripts"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            env={**os.environ, "PYTHONPATH": str(scripts)})
+    assert result.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -64,7 +87,10 @@ def test_config_params_override_defaults():
 @pytest.mark.parametrize(
     "name, params, words",
     [
-        ("adam", {"betta_1": 0.8}, "optimizers.adam"),
+        ("adam", {"betta_1": 0.8}, "unknown key optimizers.adam.betta_1: keras.optimizers.Adam takes beta_1, "),
+        ("sgd_momentum", {"momentun": 0.8},
+         "unknown key optimizers.sgd_momentum.momentun: keras.optimizers.SGD takes momentum, nesterov, weight_decay"),
+        ("sgd", {"momentum": 2.0}, "invalid config: optimizers.sgd: "),
         ("sgd", {"learning_rate": 0.1}, "grid.learning_rates"),
         ("lion", {}, "unknown optimizer"),
     ],

@@ -63,7 +63,7 @@ def test_good_jpeg_is_usable_and_described():
         (b"", "zero bytes"),
         (jpeg(1)[: len(jpeg(1)) // 2], "truncated or undecodable"),
         (jpeg(1)[:-300], "truncated or undecodable"),
-        (jpeg(1)[:40], "truncated or undecodable"),  # the header itself cut off
+        (jpeg(1)[:40], "truncated or undecodable"),  # cut inside the header: opens, fails to load
         (encode(photo(1), "PNG")[:-400], "truncated or undecodable"),
         (b"This is a text file that someone named cat.1.jpg\n", "not an image"),
         (b"<!DOCTYPE html><html><body>404</body></html>", "not an image"),
@@ -80,10 +80,27 @@ def test_each_kind_of_bad_file_gets_a_reason(data, reason):
     assert result.description.startswith(reason)
 
 
+@pytest.mark.parametrize(
+    "data",
+    [b"\xff\xd8\xff" + bytes(50), b"\x89PNG\r\n\x1a\n" + bytes(40), b"GIF89a\x00", b"BM" + bytes(10),
+     b"II*\x00" + bytes(20), jpeg(1)[:4]],
+    ids=["jpeg", "png", "gif", "bmp", "tiff", "jpeg-4-bytes"],
+)
+def test_a_known_signature_with_an_unreadable_header_is_damaged_not_a_non_image(data):
+    result = screen(data)
+    assert (result.reason, result.detail) == ("truncated or undecodable", "header unreadable")
+
+
 def test_too_small_detail_gives_the_size():
     result = screen(encode(photo(2, size=(20, 24))), min_size=32)
     assert result.detail == "20x24 < 32 px"
     assert screen(encode(photo(2, size=(40, 40))), min_size=32).reason is None
+
+
+@pytest.mark.parametrize("size, usable", [((32, 50), True), ((50, 32), True), ((31, 50), False), ((50, 31), False)])
+def test_an_image_exactly_at_min_size_is_kept(size, usable):
+    result = screen(encode(photo(2, size=size)), min_size=32)
+    assert (result.reason is None) == usable, result.description
 
 
 def test_truncated_is_rejected_even_when_pillow_is_told_to_load_truncated_images(monkeypatch):
@@ -98,8 +115,8 @@ def test_decompression_bomb_header_is_rejected_not_raised():
     data = (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header)
             + png_chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + png_chunk(b"IEND", b""))
     result = screen(data)
-    assert result.reason == "too large"
-    assert (result.width, result.height) == (0, 0) or result.width == 100_000
+    assert (result.reason, result.width, result.height) == ("too large", 0, 0)  # refused at open, undecoded
+    assert result.detail.startswith("DecompressionBombError: Image size (10000000000 pixels) exceeds limit")
 
 
 def test_image_over_the_pixel_limit_is_rejected_undecoded(monkeypatch):
@@ -201,6 +218,16 @@ def test_transparency_is_composited_on_white():
     assert np.all(np.asarray(decode_rgb(encode(clear, "PNG"))) == 255)
     half = Image.new("RGBA", (40, 40), (0, 0, 0, 128))
     assert np.allclose(np.asarray(decode_rgb(encode(half, "PNG"))), 127, atol=1)
+
+
+def test_transparent_grayscale_is_composited_on_white():
+    clear = Image.new("LA", (40, 40), (0, 0))
+    assert np.all(np.asarray(decode_rgb(encode(clear, "PNG"))) == 255)
+    half = Image.new("LA", (40, 40), (0, 128))
+    assert np.allclose(np.asarray(decode_rgb(encode(half, "PNG"))), 127, atol=1)
+    keyed = Image.fromarray(np.array([[0, 100]] * 40, dtype=np.uint8))  # value 0 transparent (PNG tRNS)
+    pixels = np.asarray(decode_rgb(encode(keyed, "PNG", transparency=0)))
+    assert np.all(pixels[:, 0] == 255) and np.all(pixels[:, 1] == 100)
 
 
 def test_cmyk_jpeg_keeps_its_colours():

@@ -10,19 +10,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from helpers import copy_workflow, snakemake
 from photo_fixtures import competition_members, encode, jpeg, petimages_members, photo, write_folder, write_zip
 
-from cnn_study.selection import MANIFEST_COLUMNS, SelectionError, select_images
+from cnn_study.screening import screen_image
+from cnn_study.selection import MANIFEST_COLUMNS, SelectionError, mark_duplicates, select_images
 
 CLASSES = ["cat", "dog"]
 MINI_ARCHIVE = Path(__file__).resolve().parents[1] / "../shared/data/dogs-vs-cats-mini/train.zip"
 
 
-def select(tmp_path, source, n_train=4, n_val=2, seed=0, distance=6, picklist=None, out="out"):
+def select(tmp_path, source, n_train=4, n_val=2, seed=0, distance=6, picklist=None, out="out", classes=CLASSES):
     out = tmp_path / out
     rows = select_images(
         source_path=source, manifest_path=out / "manifest.csv", rejected_path=out / "rejected.csv",
-        classes=CLASSES, n_train=n_train, n_val=n_val, seed=seed, min_size=32,
+        classes=classes, n_train=n_train, n_val=n_val, seed=seed, min_size=32,
         near_duplicate_distance=distance, picklist=picklist,
     )
     return rows, (out / "manifest.csv").read_bytes(), read_csv(out / "rejected.csv")
@@ -54,6 +56,15 @@ def test_pick_counts_and_manifest_columns(tmp_path, kind, layout):
     assert {r["original_mode"] for r in rows} == {"RGB"}
     assert {(r["width"], r["height"]) for r in rows} == {(96, 80)}
     assert len({r["sha256"] for r in rows}) == len(rows)
+
+
+def test_manifest_follows_the_configured_class_order(tmp_path, caplog):
+    source = write_zip(tmp_path / "train.zip", competition_members(8))
+    with caplog.at_level(logging.INFO, logger="cnn_study.selection"):
+        rows, manifest, _ = select(tmp_path, source, classes=["dog", "cat"])
+    labels = [line.split(",")[2] for line in manifest.decode().splitlines()[1:]]
+    assert labels == ["dog"] * 4 + ["cat"] * 4 + ["dog"] * 2 + ["cat"] * 2
+    assert "train: dog 4, cat 4" in caplog.text and "(dog 8, cat 8)" in caplog.text
 
 
 def test_zip_and_folder_give_the_same_manifest(tmp_path):
@@ -103,6 +114,47 @@ def test_too_few_usable_images_is_one_line_with_the_counts(tmp_path):
     assert "\n" not in message
     assert "cat 5 usable of 7" in message and "dog 5 usable of 5" in message
     assert "4 + 2 = 6" in message
+
+
+def test_a_failed_pick_keeps_the_reasons_where_its_message_says(tmp_path):
+    """Snakemake deletes rejected.csv when the job fails: the reasons survive in a file the message names."""
+    members = competition_members(5)
+    members["train/cat.5.jpg"] = b""
+    source = write_zip(tmp_path / "train.zip", members)
+    kept = tmp_path / "out" / "rejected.failed-pick.csv"
+    with pytest.raises(SelectionError) as error:
+        select(tmp_path, source, n_train=4, n_val=2)
+    assert str(error.value).endswith(f"(the 1 rejected images and why: {kept})")
+    (tmp_path / "out" / "rejected.csv").unlink()  # as Snakemake does with a failed job's outputs
+    assert [(r["file"], r["reason"]) for r in read_csv(kept)] == [("train/cat.5.jpg", "zero bytes")]
+    select(tmp_path, source, n_train=3, n_val=2)
+    assert not kept.exists()  # a successful pick removes the stale copy
+
+
+def test_a_failed_pick_in_snakemake_keeps_the_reasons_it_names(tmp_path):
+    """The real thing: Snakemake deletes the failed job's rejected.csv, the copy the message names survives."""
+    members = competition_members(3)
+    members["train/cat.3.jpg"] = b""
+    write_folder(tmp_path / "wf" / "photos", members)
+    workdir = copy_workflow(tmp_path / "wf")
+    result = snakemake(workdir, "--cores", "1", "results/data/manifest.csv", "--config", "dataset={source: photos}",
+                       check=False)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "Error: too few usable images: cat 3 usable of 4; dog 3 usable of 3;" in output
+    assert "(the 1 rejected images and why: results/data/rejected.failed-pick.csv)" in output
+    assert not (workdir / "results" / "data" / "rejected.csv").exists()
+    kept = read_csv(workdir / "results" / "data" / "rejected.failed-pick.csv")
+    assert [(r["file"], r["reason"]) for r in kept] == [("train/cat.3.jpg", "zero bytes")]
+
+
+def test_a_failed_picklist_keeps_the_reasons_too(tmp_path):
+    members, _, _ = leaky_members()
+    picklist = write_picklist(tmp_path, [("train/cat.404.jpg", "train")])
+    expected = r"not an image of the source.*rejected images and why: .*rejected\.failed-pick\.csv\)$"
+    with pytest.raises(SelectionError, match=expected):
+        select(tmp_path, write_zip(tmp_path / "train.zip", members), picklist=picklist)
+    assert [r["reason"] for r in read_csv(tmp_path / "out" / "rejected.failed-pick.csv")] == ["near duplicate"]
 
 
 # ---- rejected files ------------------------------------------------------------------------
@@ -175,11 +227,76 @@ def test_reencoded_resized_copy_never_spans_the_splits(tmp_path):
     for seed in range(8):
         rows, _, rejected = select(tmp_path, source, n_train=5, n_val=4, seed=seed, out=f"s{seed}")
         picked = {r["file"] for r in rows}
-        assert not {original, copy} <= picked
+        assert copy not in picked
         (row,) = [r for r in rejected if r["file"] in (original, copy)]
-        assert row["reason"] == "near duplicate"
-        assert row["kept"] == ({original, copy} - {row["file"]}).pop()
+        assert (row["file"], row["reason"], row["kept"]) == (copy, "near duplicate", original)
         assert "phash distance" in row["detail"]
+
+
+# Worse copies of a photo, each losing to the original (96x80 RGB JPEG, quality 90, about 2.7 kB) on one
+# criterion; the downscaled and palette copies are larger files (PNG), so only pixels or mode can decide.
+WORSE_COPIES = {
+    "downscaled": lambda seed: encode(photo(seed).resize((72, 60)), "PNG"),
+    "reencoded": lambda seed: encode(photo(seed), quality=40),
+    "grayscale": lambda seed: encode(photo(seed).convert("L"), quality=95),
+    "palette": lambda seed: encode(photo(seed).convert("P"), "PNG"),
+}
+
+
+def kept_content(copies: dict[str, bytes], prefer=()) -> set[str]:
+    """The sha256 of the members mark_duplicates keeps, for {file: bytes}."""
+    screened = [screen_image(file, "cat", data, 32) for file, data in copies.items()]
+    assert all(s.reason is None for s in screened), [s.description for s in screened]
+    mark_duplicates(screened, 6, prefer=prefer)
+    return {s.sha256 for s in screened if s.reason is None}
+
+
+@pytest.mark.parametrize("kind", WORSE_COPIES)
+@pytest.mark.parametrize("seed", [3, 11, 12, 17])
+def test_duplicate_group_keeps_the_original_over_a_worse_copy(kind, seed):
+    original, worse = jpeg(seed), WORSE_COPIES[kind](seed)
+    expected = {screen_image("x", "cat", original, 32).sha256}
+    # Both ways round: the file names (and so their order) must not decide.
+    assert kept_content({"train/cat.1.jpg": original, "train/cat.2.jpg": worse}) == expected
+    assert kept_content({"train/cat.1.jpg": worse, "train/cat.2.jpg": original}) == expected
+
+
+def test_duplicate_group_keeps_the_best_copy_whatever_the_names(tmp_path):
+    copies = [jpeg(40)] + [make(40) for make in WORSE_COPIES.values()]  # not among competition_members
+    expected = {screen_image("x", "cat", copies[0], 32).sha256}
+    for order in range(6):
+        names = random.Random(order).sample(range(100, 200), len(copies))
+        assert kept_content({f"train/cat.{n}.jpg": data for n, data in zip(names, copies)}) == expected
+    members = competition_members(8)
+    members.update({f"train/cat.{50 + i}.jpg": data for i, data in enumerate(copies[1:])})
+    members["train/cat.7.jpg"] = copies[0]  # the original under a name that sorts last
+    rows, _, rejected = select(tmp_path, write_zip(tmp_path / "train.zip", members))
+    assert {r["file"]: r["kept"] for r in rejected} == {f"train/cat.{50 + i}.jpg": "train/cat.7.jpg" for i in range(4)}
+
+
+def test_palette_copy_beats_a_larger_grayscale_copy():
+    palette, grayscale = encode(photo(3).convert("P"), "PNG"), encode(photo(3).convert("L"), "BMP")
+    assert len(grayscale) > len(palette)
+    expected = {screen_image("x", "cat", palette, 32).sha256}
+    assert kept_content({"train/cat.1.jpg": grayscale, "train/cat.2.jpg": palette}) == expected
+    assert kept_content({"train/cat.1.jpg": palette, "train/cat.2.jpg": grayscale}) == expected
+
+
+def test_equal_copies_are_decided_by_content_not_names():
+    """Same pixel count, mode and file size (BMP): the content hash decides, whichever name each has."""
+    pixels = np.asarray(photo(3), dtype=np.int16)
+    touched = Image.fromarray(np.clip(pixels + 2, 0, 255).astype(np.uint8))
+    first, second = encode(photo(3), "BMP"), encode(touched, "BMP")
+    assert len(first) == len(second)
+    kept = kept_content({"train/cat.1.jpg": first, "train/cat.2.jpg": second})
+    assert len(kept) == 1
+    assert kept_content({"train/cat.1.jpg": second, "train/cat.2.jpg": first}) == kept
+
+
+def test_a_picked_copy_is_kept_over_a_better_one():
+    original, worse = jpeg(3), WORSE_COPIES["grayscale"](3)
+    expected = {screen_image("x", "cat", worse, 32).sha256}
+    assert kept_content({"train/cat.1.jpg": original, "train/cat.2.jpg": worse}, prefer=["train/cat.2.jpg"]) == expected
 
 
 def test_without_the_guard_the_copy_would_leak(tmp_path):

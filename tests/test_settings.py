@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import copy
 import re
+import subprocess
+import sys
 
 import pytest
 import yaml
 from snakemake.utils import validate
 
 from cnn_study import settings
-from helpers import REPO
+from helpers import REPO, copy_workflow, snakemake
 
 SCHEMA = REPO / "schemas" / "config.schema.yaml"
 
@@ -81,6 +83,39 @@ def test_semantic_errors_are_one_line_naming_the_key(config):
 
 
 @pytest.mark.parametrize(
+    "optimizer, params, key",
+    [("sgd", {"momentun": 0.9}, "sgd.momentun"), ("rmsprop", {"rho": 0.9, "betta": 1}, "rmsprop.betta"),
+     ("adamw", {"beta_1": 0.8, "nesterov": True}, "adamw.nesterov")],
+)
+def test_mistyped_optimizer_keyword_is_one_line_naming_it(config, optimizer, params, key):
+    config["optimizers"][optimizer] = params
+    with pytest.raises(settings.ConfigError) as error:
+        settings.check_config(config)
+    message = str(error.value)
+    assert message.startswith(f"invalid config: unknown key optimizers.{key}: keras.optimizers.")
+    assert "\n" not in message
+
+
+def test_known_optimizer_keywords_pass(config):
+    config["optimizers"] = {"sgd": {"momentum": 0.9, "nesterov": True}, "adam": {"beta_1": 0.8, "clipnorm": 1.0}}
+    assert settings.check_config(config) is config
+
+
+def test_dry_run_refuses_a_mistyped_optimizer_keyword(tmp_path):
+    workdir = copy_workflow(tmp_path / "wf")
+    (workdir / "typo.yaml").write_text("optimizers:\n  sgd: {momentun: 0.9}\n")
+    result = snakemake(workdir, "-n", "--configfile", "typo.yaml", check=False)
+    assert result.returncode != 0
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if "momentun" in line]
+    expected = (
+        "invalid config: unknown key optimizers.sgd.momentun: keras.optimizers.SGD takes momentum, nesterov, "
+        "weight_decay, clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum, ema_overwrite_frequency, "
+        "loss_scale_factor, gradient_accumulation_steps, name"
+    )
+    assert lines == [expected], result.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
     "change, expected",
     [
         (lambda c: c["training"].update(optimizer="adam"), r"unknown key training\.optimizer"),
@@ -93,6 +128,23 @@ def test_schema_errors_explained_in_one_line(config, change, expected):
     change(config)
     message = settings.explain_config_error(config, SCHEMA)
     assert "\n" not in message and re.search(expected, message), message
+
+
+def test_yaml_syntax_errors_in_overlays_can_be_located_as_the_readme_says(tmp_path):
+    """Snakemake reads --configfile files before the workflow runs (snakemake.settings.types.ConfigSettings),
+    so its message names neither file nor line; the README's command does. If a Snakemake release names
+    the file, the first check fails: then drop the README's note."""
+    workdir = copy_workflow(tmp_path / "wf")
+    (workdir / "more_seeds.yaml").write_text("grid:\n  seeds: [0, 1\n  models: [resnet50]\n")
+    result = snakemake(workdir, "-n", "--configfile", "more_seeds.yaml", check=False)
+    assert result.returncode != 0 and "Config file is not valid JSON or YAML" in result.stdout + result.stderr
+    assert "more_seeds.yaml" not in result.stdout + result.stderr
+    (command,) = re.findall(r"^`(python3 -c .*yaml\.safe_load.*more_seeds\.yaml)`$", (REPO / "README.md").read_text(),
+                            re.MULTILINE)
+    located = subprocess.run(command.replace("python3", sys.executable, 1), shell=True, cwd=workdir,
+                             capture_output=True, text=True, check=False)
+    assert located.returncode != 0
+    assert located.stderr.rstrip().endswith('in "more_seeds.yaml", line 3, column 9'), located.stderr
 
 
 def test_kaggle_archive_paths():

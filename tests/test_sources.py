@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import csv
+import struct
+import tracemalloc
 import zipfile
 
 import pytest
 from photo_fixtures import competition_members, jpeg, petimages_members, write_folder, write_zip
 
-from cnn_study.selection import screen_source
+from cnn_study import sources
+from cnn_study.selection import screen_source, select_images
 from cnn_study.sources import ImageSource, SourceError, check_member_name
 
 CLASSES = ["cat", "dog"]
@@ -155,3 +159,99 @@ def test_unreadable_member_is_rejected_not_raised(tmp_path):
     assert by_file["train/cat.1.jpg"].reason == "unreadable"
     assert "CRC" in by_file["train/cat.1.jpg"].detail
     assert all(s.reason is None for name, s in by_file.items() if name != "train/cat.1.jpg")
+
+
+# ---- zip bombs and implausible sizes -------------------------------------------------------
+
+
+def forge_declared_size(path, name: str, size: int) -> None:
+    """Rewrite the uncompressed size of member `name` in the zip's central directory (and local header)."""
+    data = bytearray(path.read_bytes())
+    encoded = name.encode()
+    central = data.index(b"PK\x01\x02")
+    while data[central + 46 : central + 46 + len(encoded)] != encoded:
+        central = data.index(b"PK\x01\x02", central + 4)
+    struct.pack_into("<I", data, central + 24, size)
+    local = struct.unpack_from("<I", data, central + 42)[0]
+    struct.pack_into("<I", data, local + 22, size)
+    path.write_bytes(bytes(data))
+
+
+def screened_by_file(path, min_size=8):
+    with ImageSource(path) as source:
+        return {s.file: s for s in screen_source(source, CLASSES, min_size)[1]}
+
+
+def test_highly_compressible_member_is_refused_unread(tmp_path):
+    path = write_zip(tmp_path / "train.zip", competition_members(2))
+    with zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("train/cat.9.jpg", bytes(4 * 2**20))  # 4 MiB of zeros: about 4 kB deflated
+    by_file = screened_by_file(path)
+    bomb = by_file["train/cat.9.jpg"]
+    assert bomb.reason == "implausible compression ratio"
+    assert "4194304 bytes from" in bomb.detail and "over the limit of 100:1" in bomb.detail
+    assert all(s.reason is None for name, s in by_file.items() if name != "train/cat.9.jpg")
+
+
+def test_small_compressible_member_is_not_a_bomb(tmp_path):
+    """Under RATIO_CHECKED_FROM_BYTES the ratio cannot hurt: a flat BMP is judged as an image."""
+    path = write_zip(tmp_path / "train.zip", competition_members(1))
+    with zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("train/cat.9.jpg", bytes(sources.RATIO_CHECKED_FROM_BYTES - 1))
+    assert screened_by_file(path)["train/cat.9.jpg"].reason == "not an image"
+
+
+def test_member_declaring_2_gb_is_refused_without_reading_it(tmp_path):
+    path = write_zip(tmp_path / "train.zip", competition_members(2))
+    forge_declared_size(path, "train/cat.1.jpg", 2**31)
+    tracemalloc.start()
+    try:
+        by_file = screened_by_file(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert by_file["train/cat.1.jpg"].reason == "file too large"
+    assert by_file["train/cat.1.jpg"].detail == f"2147483648 bytes, over the limit of {sources.MAX_MEMBER_BYTES}"
+    assert peak < 20 * 2**20
+
+
+def test_bomb_reason_lands_in_rejected_csv(tmp_path):
+    path = write_zip(tmp_path / "train.zip", competition_members(3))
+    with zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("train/dog.9.jpg", bytes(2 * 2**20))
+    forge_declared_size(path, "train/cat.2.jpg", 2**31)
+    out = tmp_path / "out"
+    select_images(source_path=path, manifest_path=out / "manifest.csv", rejected_path=out / "rejected.csv",
+                  classes=CLASSES, n_train=1, n_val=1, seed=0, min_size=8, near_duplicate_distance=6)
+    with open(out / "rejected.csv", newline="") as handle:
+        reasons = {row["file"]: row["reason"] for row in csv.DictReader(handle)}
+    assert reasons == {"train/cat.2.jpg": "file too large", "train/dog.9.jpg": "implausible compression ratio"}
+
+
+def test_large_file_in_a_folder_is_refused(tmp_path, monkeypatch):
+    members = competition_members(2)
+    members["train/cat.9.jpg"] = bytes(5000)
+    folder = write_folder(tmp_path / "train", members)
+    monkeypatch.setattr(sources, "MAX_MEMBER_BYTES", 4000)
+    by_file = screened_by_file(folder)
+    assert (by_file["train/cat.9.jpg"].reason, by_file["train/cat.9.jpg"].detail) == (
+        "file too large", "5000 bytes, over the limit of 4000")
+    assert by_file["train/cat.0.jpg"].reason is None  # photos of about 3 kB still pass
+
+
+@pytest.mark.parametrize("kind", ["zip", "folder"])
+def test_no_read_takes_more_than_the_bound(tmp_path, monkeypatch, kind):
+    """Even when a size check is fooled (a header that lies, a file that grew), a read stops at the bound."""
+    members = {"train/cat.0.jpg": bytes(3 * 2**20), "train/dog.0.jpg": jpeg(0)}  # stored: no ratio to see
+    with open_source(tmp_path, members, kind) as source:
+        monkeypatch.setattr(sources, "check_member_size", lambda *args: None)
+        monkeypatch.setattr(sources, "MAX_MEMBER_BYTES", 4000)
+        tracemalloc.start()
+        try:
+            with pytest.raises(sources.MemberRejected, match="file too large .more than 4000 bytes"):
+                source.read("train/cat.0.jpg")
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 2**20
+        assert source.read("train/dog.0.jpg") == jpeg(0)

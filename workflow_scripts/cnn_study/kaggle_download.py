@@ -6,15 +6,20 @@ time, which must not happen when the workflow only parses its rules or uses anot
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import io
 import logging
 import os
+import re
 import shutil
+import sys
 import tempfile
+import traceback
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import quote, quote_plus, urlparse
 
 log = logging.getLogger(__name__)
 
@@ -31,76 +36,114 @@ def download_from_kaggle(*, competition: str | None, dataset: str | None, file_n
                          dest: Path, endpoint: str | None = None) -> Path:
     """Download a competition file (e.g. competition='dogs-vs-cats', file_name='train.zip') or a whole
     Kaggle dataset (dataset='owner/name', file_name None) so that the final archive lands at `dest`
-    (a .zip path). Returns dest."""
+    (a .zip path). Returns dest.
+
+    No credential leaves this function in any form: what the client logs or prints meanwhile and
+    every error message pass through :class:`CredentialMask`, whatever a server echoes back."""
+    _check_arguments(competition, dataset, file_name)
+    dest = Path(dest)
+    what = f"{competition}/{file_name}" if competition else dataset
+    if _already_downloaded(dest, what):
+        return dest
+    config_file = _require_credentials()
+    mask = CredentialMask.from_environment()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    # A scratch folder next to dest (same file system) so the final os.replace is atomic and an
+    # interrupted download never sits at `dest`.
+    scratch = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent))
+    with mask.applied():
+        try:
+            api = _authenticated_api(endpoint, config_file)
+            mask.add_api_credentials(api)
+            log.info("downloading %s from Kaggle%s into %s", what, f" ({endpoint})" if endpoint else "", dest)
+            archive = _fetch(api, competition, dataset, file_name, scratch)
+            if not is_complete_zip(archive):
+                raise KaggleDownloadError(f"Kaggle sent {archive.name} for {what} but it is not a complete zip "
+                                          "archive: rerun the download")
+            os.replace(archive, dest)
+        except KaggleDownloadError as error:
+            raise KaggleDownloadError(mask(str(error))) from None
+        except Exception as error:  # noqa: BLE001 -- whatever it says, it says it masked
+            message = _failure_message(error, mask, what, competition, dataset, endpoint)
+            raise KaggleDownloadError(message) from None
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    log.info("saved %s", dest)
+    return dest
+
+
+def _check_arguments(competition: str | None, dataset: str | None, file_name: str | None) -> None:
     if bool(competition) == bool(dataset):
         raise ValueError("give exactly one of competition or dataset")
     if competition and not file_name:
         raise ValueError("a competition download needs file_name (e.g. train.zip)")
     if dataset and file_name:
         raise ValueError("a dataset is downloaded whole: leave file_name empty")
-    dest = Path(dest)
-    what = f"{competition}/{file_name}" if competition else dataset
 
-    if dest.exists():
-        if is_complete_zip(dest):
-            log.info("%s is a complete archive, not downloading %s again", dest, what)
-            return dest
-        log.warning("%s is incomplete or corrupt, downloading %s again", dest, what)
 
+def _already_downloaded(dest: Path, what: str) -> bool:
+    """True when dest is a complete archive already; an incomplete one is downloaded again."""
+    if not dest.exists():
+        return False
+    if is_complete_zip(dest):
+        log.info("%s is a complete archive, not downloading %s again", dest, what)
+        return True
+    log.warning("%s is incomplete or corrupt, downloading %s again", dest, what)
+    return False
+
+
+def _require_credentials() -> Path:
+    """The client's kaggle.json path, after checking that some credential source exists."""
     config_file = _config_file()
     if not _credentials_available(config_file):
         raise KaggleDownloadError(
             "no Kaggle credentials found: create an API token at " + SETTINGS_URL + " and either export "
             "KAGGLE_USERNAME and KAGGLE_KEY (or KAGGLE_API_TOKEN) or save kaggle.json as "
             f"~/.kaggle/kaggle.json (or $KAGGLE_CONFIG_DIR/kaggle.json) with chmod 600")
+    return config_file
 
+
+def _authenticated_api(endpoint: str | None, config_file: Path):
+    api = _make_api(endpoint, config_file)
+    try:
+        # authenticate() prints a multi-line help and calls exit(1) when it finds nothing usable.
+        with contextlib.redirect_stdout(io.StringIO()):
+            api.authenticate()
+    except SystemExit:
+        raise KaggleDownloadError(
+            "the Kaggle client found no usable credentials: create an API token at " + SETTINGS_URL
+            + " and put it in KAGGLE_USERNAME/KAGGLE_KEY or ~/.kaggle/kaggle.json") from None
+    return api
+
+
+def _fetch(api, competition: str | None, dataset: str | None, file_name: str | None, scratch: Path) -> Path:
+    """Have the client download into the empty scratch folder; the archive it wrote."""
+    if competition:
+        # force: the scratch folder is empty anyway, and no resume across runs is wanted.
+        api.competition_download_file(competition, file_name, path=str(scratch), force=True, quiet=True)
+    else:
+        # unzip=False: the workflow keeps the archive; the client would otherwise unpack it.
+        api.dataset_download_files(dataset, path=str(scratch), force=True, quiet=True, unzip=False)
+    return _archive_in(scratch, file_name)
+
+
+def _failure_message(error: Exception, mask: CredentialMask, what: str, competition, dataset, endpoint) -> str:
+    """One line saying what went wrong and what to do; the error's own text is masked before it is cut short,
+    so that no half of a secret escapes the mask."""
     import requests  # the client's own dependency: its HTTP errors are requests' errors
 
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    # A scratch folder next to dest (same file system) so the final os.replace is atomic and an
-    # interrupted download never sits at `dest`.
-    scratch = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent))
-    secrets: set[str] = set()
-    try:
-        api = _make_api(endpoint, config_file)
-        try:
-            # authenticate() prints a multi-line help and calls exit(1) when it finds nothing usable.
-            with contextlib.redirect_stdout(io.StringIO()):
-                api.authenticate()
-        except SystemExit:
-            raise KaggleDownloadError(
-                "the Kaggle client found no usable credentials: create an API token at " + SETTINGS_URL
-                + " and put it in KAGGLE_USERNAME/KAGGLE_KEY or ~/.kaggle/kaggle.json") from None
-        secrets = {v for k, v in api.config_values.items() if k in ("key", "token", "api_token") and v}
-
-        log.info("downloading %s from Kaggle%s into %s", what, f" ({endpoint})" if endpoint else "", dest)
-        if competition:
-            # force: the scratch folder is empty anyway, and no resume across runs is wanted.
-            api.competition_download_file(competition, file_name, path=str(scratch), force=True, quiet=True)
-        else:
-            # unzip=False: the workflow keeps the archive; the client would otherwise unpack it.
-            api.dataset_download_files(dataset, path=str(scratch), force=True, quiet=True, unzip=False)
-        archive = _archive_in(scratch, file_name)
-        if not is_complete_zip(archive):
-            raise KaggleDownloadError(f"Kaggle sent {archive.name} for {what} but it is not a complete zip "
-                                      "archive: rerun the download")
-        os.replace(archive, dest)
-    except requests.HTTPError as error:
+    detail = mask(" ".join(str(error).split()))[:200]
+    if isinstance(error, requests.HTTPError):
         status = error.response.status_code if error.response is not None else None
-        raise KaggleDownloadError(_redact(_http_message(status, what, competition, dataset, error),
-                                          secrets)) from None
-    except requests.RequestException as error:
-        raise KaggleDownloadError(_redact(
-            f"could not download {what} from {endpoint or 'Kaggle'} ({type(error).__name__}): "
-            "check the network connection and dataset.kaggle.endpoint, then rerun", secrets)) from None
-    except ValueError as error:  # e.g. the client's check that the size matches Content-Length
-        detail = " ".join(str(error).split())[:200]
-        raise KaggleDownloadError(_redact(f"downloading {what} failed ({detail}): check dataset.kaggle "
-                                          "in the config, then rerun", secrets)) from None
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    log.info("saved %s", dest)
-    return dest
+        return _http_message(status, what, competition, dataset, detail)
+    if isinstance(error, requests.RequestException):
+        return (f"could not download {what} from {endpoint or 'Kaggle'} ({type(error).__name__}): "
+                "check the network connection and dataset.kaggle.endpoint, then rerun")
+    if isinstance(error, ValueError):  # e.g. the client's check that the size matches Content-Length
+        return f"downloading {what} failed ({detail}): check dataset.kaggle in the config, then rerun"
+    # Not expected: the traceback goes to the log (masked, as every record inside mask.applied()).
+    log.error("unexpected failure downloading %s: %s", what, "".join(traceback.format_exception(error)))
+    return f"downloading {what} failed unexpectedly ({type(error).__name__}: {detail}); see the log"
 
 
 def is_complete_zip(path: Path) -> bool:
@@ -179,7 +222,7 @@ def _archive_in(scratch: Path, file_name: str | None) -> Path:
     return got
 
 
-def _http_message(status, what, competition, dataset, error) -> str:
+def _http_message(status, what, competition, dataset, detail: str) -> str:
     if status == 401:
         return (f"Kaggle rejected the credentials (HTTP 401) for {what}: create a new API token at "
                 f"{SETTINGS_URL} and update KAGGLE_USERNAME/KAGGLE_KEY or ~/.kaggle/kaggle.json")
@@ -191,13 +234,100 @@ def _http_message(status, what, competition, dataset, error) -> str:
                 f"https://www.kaggle.com/datasets/{dataset}")
     if status == 404:
         return f"Kaggle has no {what} (HTTP 404): check dataset.kaggle in the config"
-    detail = " ".join(str(error).split())[:200]
     return f"Kaggle download of {what} failed (HTTP {status}: {detail}): rerun later"
 
 
-def _redact(text: str, secrets: set[str]) -> str:
-    """Belt and braces: no message may carry a key or token, whatever the server echoed."""
-    for secret in {os.environ.get("KAGGLE_KEY"), os.environ.get("KAGGLE_API_TOKEN"), *secrets}:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return text
+class CredentialMask:
+    """Replaces every form of a Kaggle credential in text with ***.
+
+    Forms: any ``Authorization`` header value and ``Basic``/``Bearer`` credentials, ``key=...``-style
+    fields (JSON, query strings, env assignments), and each known secret (the key, tokens) raw, URL-encoded
+    and base64-encoded (alone and as ``user:key``, as HTTP Basic sends it). Calling it masks a string;
+    ``applied()`` masks every log record and print while the client runs.
+    """
+
+    # Group 1 is kept, the rest of the match is masked.
+    _PATTERNS = (
+        # Authorization: Basic abc= / "Authorization": "Bearer xyz" / authorization=...
+        re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?)[^\"',;}\r\n]+"),
+        # Basic/Bearer and a value that looks like one (a digit or + / = _ in it: not "Basic authentication")
+        re.compile(r"(?i)(\b(?:basic|bearer)(?:\s+|%20|\+))(?=[A-Za-z.~%-]*[0-9+/=_])[A-Za-z0-9+/=._~%-]{6,}"),
+        # "key": "...", token=..., KAGGLE_KEY=...
+        re.compile(r"(?i)(\b(?:kaggle_)?(?:key|api_key|token|api_token|access_token|password|secret)"
+                   r"[\"']?\s*[:=]\s*[\"']?)[^\s\"',;&}]+"),
+    )
+
+    def __init__(self, secrets: Iterable[str] = (), username: str | None = None):
+        self._forms: set[str] = set()
+        self._username = username
+        for secret in secrets:
+            self.add(secret)
+
+    @classmethod
+    def from_environment(cls) -> CredentialMask:
+        return cls([os.environ.get("KAGGLE_KEY", ""), os.environ.get("KAGGLE_API_TOKEN", "")],
+                   username=os.environ.get("KAGGLE_USERNAME"))
+
+    def add(self, secret: str | None, username: str | None = None) -> None:
+        """Mask this secret in every encoding the client may send it in."""
+        if not secret or len(secret) < 4:
+            return
+        username = username or self._username
+        plain = [secret] + ([f"{username}:{secret}"] if username else [])
+        for text in plain:
+            encoded = base64.b64encode(text.encode()).decode()
+            self._forms.update({text, quote(text, safe=""), quote_plus(text), encoded, encoded.rstrip("="),
+                                base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")})
+
+    def add_api_credentials(self, api) -> None:
+        """The secrets the client found (kaggle.json, token files), once it has authenticated."""
+        values = api.config_values
+        for name in ("key", "token", "api_token"):
+            self.add(values.get(name), values.get("username"))
+
+    def __call__(self, text: str) -> str:
+        for form in sorted(self._forms, key=len, reverse=True):  # user:key before key
+            text = text.replace(form, "***")
+        for pattern in self._PATTERNS:
+            text = pattern.sub(r"\g<1>***", text)
+        return text
+
+    @contextlib.contextmanager
+    def applied(self):
+        """Mask every log record created and everything printed to stdout/stderr inside the block."""
+        make_record = logging.getLogRecordFactory()
+
+        def masked_record(*args, **kwargs):
+            record = make_record(*args, **kwargs)
+            try:
+                message = record.getMessage()
+            except Exception:  # noqa: BLE001 -- a bad format string: keep its parts, masked
+                message = f"{record.msg} {record.args!r}"
+            record.msg, record.args = self(message), ()
+            if record.exc_info:
+                record.exc_text = self(logging.Formatter().formatException(record.exc_info))
+            if record.stack_info:
+                record.stack_info = self(record.stack_info)
+            return record
+
+        logging.setLogRecordFactory(masked_record)
+        try:
+            with contextlib.redirect_stdout(_MaskedStream(sys.stdout, self)), \
+                    contextlib.redirect_stderr(_MaskedStream(sys.stderr, self)):
+                yield self
+        finally:
+            logging.setLogRecordFactory(make_record)
+
+
+class _MaskedStream(io.TextIOBase):
+    """A text stream that masks what it writes before passing it on."""
+
+    def __init__(self, stream, mask: CredentialMask):
+        self._stream, self._mask = stream, mask
+
+    def write(self, text: str) -> int:
+        self._stream.write(self._mask(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self._stream.flush()

@@ -13,6 +13,10 @@ Reasons (the ``reason`` column of rejected.csv; ``detail`` says more):
 - ``too large``                  more pixels than Pillow's decompression-bomb limit (MAX_PIXELS)
 - ``smaller than minimum size``  either side under the configured ``min_size``
 - ``unreadable``                 the archive member itself cannot be read (bad CRC, encrypted)
+- ``file too large``             the member declares more bytes than any photo has (sources.MAX_MEMBER_BYTES)
+- ``implausible compression ratio``  the member would inflate like a zip bomb (sources.MAX_COMPRESSION_RATIO)
+
+The last three come from cnn_study.sources, before a member is read.
 
 Colour: grayscale, palette, CMYK, 16-bit and alpha images are kept and converted to RGB by
 :func:`to_rgb` (16-bit values scaled to 8 bits, transparency composited onto white); the mode the
@@ -60,6 +64,7 @@ class Screened:
     original_mode: str = ""
     phash: int = 0
     kept: str = ""  # for a duplicate: the file kept in its place
+    size_bytes: int = 0  # the file's length: among duplicates, the larger of equal pictures is kept
 
     @property
     def description(self) -> str:
@@ -110,7 +115,7 @@ def phash(image: Image.Image) -> int:
 
 def screen_image(file: str, label: str, data: bytes, min_size: int) -> Screened:
     """Decode the bytes by content (a PNG named .jpg is fine) and return what is known about them."""
-    result = Screened(file, label, hashlib.sha256(data).hexdigest())
+    result = Screened(file, label, hashlib.sha256(data).hexdigest(), size_bytes=len(data))
     if not data:
         result.reason = "zero bytes"
         return result

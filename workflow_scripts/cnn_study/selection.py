@@ -7,8 +7,9 @@ content hash) is byte-identical for the same images and seed.
 
 Duplicates are collapsed before the pick, so a group can never span train and validation: exact
 copies (same sha256) and near copies (perceptual hashes within ``near_duplicate_distance`` bits,
-chains included) form one group, whose first member in pick order is kept -- with a picklist, a
-picked member first -- and the others are rejected naming the kept file.
+chains included) form one group, whose best copy is kept -- with a picklist, a picked member first;
+otherwise the most pixels, then a colour mode over grayscale or palette, then the larger file, then
+the content hash (see :func:`copy_quality`) -- and the others are rejected naming the kept file.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from cnn_study.screening import Screened, near_duplicate_keepers, screen_image
-from cnn_study.sources import ImageSource
+from cnn_study.sources import ImageSource, MemberRejected
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,9 @@ def screen_source(source: ImageSource, classes: list[str], min_size: int) -> tup
     for candidate in candidates:
         try:
             data = source.read(candidate.file)
+        except MemberRejected as error:  # a zip bomb or a file no photo could be: refused unread
+            screened.append(Screened(candidate.file, candidate.label, "", reason=error.reason, detail=error.detail))
+            continue
         except Exception as error:  # noqa: BLE001 -- bad CRC, encryption, permissions: a reason
             item = Screened(candidate.file, candidate.label, "", reason="unreadable")
             item.detail = f"{type(error).__name__}: {' '.join(str(error).split())[:120]}"
@@ -57,15 +61,38 @@ def screen_source(source: ImageSource, classes: list[str], min_size: int) -> tup
     return layout, screened
 
 
-def mark_duplicates(screened: list[Screened], seed: int, max_distance: int, prefer: Sequence[str] = ()) -> None:
+# Among copies of one picture, full colour beats palette, palette beats grayscale, grayscale beats bilevel.
+COLOUR_MODES = ("RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "LAB", "HSV")
+PALETTE_MODES = ("P", "PA")
+BILEVEL_MODES = ("1",)
+
+
+def colour_rank(mode: str) -> int:
+    """0 for a colour mode, 1 palette, 2 grayscale (L, LA, I;16, ...), 3 bilevel: lower is better."""
+    if mode in COLOUR_MODES:
+        return 0
+    if mode in PALETTE_MODES:
+        return 1
+    return 3 if mode in BILEVEL_MODES else 2
+
+
+def copy_quality(item: Screened) -> tuple:
+    """Sort key putting the best copy of a picture first: the most pixels, then colour over palette or
+    grayscale, then the larger file (less compressed), then the content hash -- never the file name,
+    so renaming files or reordering the archive keeps the same copy."""
+    return -item.width * item.height, colour_rank(item.original_mode), -item.size_bytes, item.sha256
+
+
+def mark_duplicates(screened: list[Screened], max_distance: int, prefer: Sequence[str] = ()) -> None:
     """Collapse exact and near duplicates to one member each; reject the rest naming the kept file.
 
-    The kept member is the group's first in (preferred files in their order, then pick order, then
-    file name), so it does not depend on archive order; ``prefer`` holds a picklist's files.
+    The kept member is the group's first in (preferred files in their order, then copy_quality, then
+    file name among identical bytes); ``prefer`` holds a picklist's files. The pick's seed does
+    not enter: which copy is best does not depend on it.
     """
     rank = {file: index for index, file in reversed(list(enumerate(prefer)))}
     usable = [s for s in screened if s.reason is None]
-    usable.sort(key=lambda s: (rank.get(s.file, len(rank)), pick_key(seed, s.sha256), s.file))
+    usable.sort(key=lambda s: (rank.get(s.file, len(rank)), *copy_quality(s), s.file))
     # Exact copies: identical bytes, the first in that order stays.
     first_of: dict[str, Screened] = {}
     distinct = []
@@ -186,6 +213,11 @@ def write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
     partial.replace(path)
 
 
+def failed_pick_rejected_path(rejected_path: Path) -> Path:
+    """Where a failed pick keeps rejected.csv's rows: beside it, but not a declared output."""
+    return rejected_path.with_name(f"{rejected_path.stem}.failed-pick{rejected_path.suffix}")
+
+
 def select_images(
     source_path: str | Path,
     manifest_path: str | Path,
@@ -206,7 +238,7 @@ def select_images(
         "%s: %s layout, %d candidate images (%s)", source_path, layout, len(screened),
         ", ".join(f"{label} {per_class[label]}" for label in classes),
     )
-    mark_duplicates(screened, seed, near_duplicate_distance, prefer=[f for _, f, _ in entries or []])
+    mark_duplicates(screened, near_duplicate_distance, prefer=[f for _, f, _ in entries or []])
     rejected = sorted((s for s in screened if s.reason), key=lambda s: s.file)
     reasons = Counter(s.reason for s in rejected)
     for reason, count in sorted(reasons.items()):
@@ -216,12 +248,18 @@ def select_images(
         "usable: %d of %d (%s)", len(screened) - len(rejected), len(screened),
         ", ".join(f"{label} {usable[label]}" for label in classes),
     )
-    # rejected.csv is written before a failing pick, so the reasons can be read either way.
     write_csv(Path(rejected_path), [vars(s) for s in rejected], REJECTED_COLUMNS)
-    if entries is not None:
-        rows = apply_picklist(screened, Path(picklist), entries, classes)
-    else:
-        rows = pick(screened, classes, n_train, n_val, seed)
+    reasons_kept = failed_pick_rejected_path(Path(rejected_path))
+    try:
+        if entries is not None:
+            rows = apply_picklist(screened, Path(picklist), entries, classes)
+        else:
+            rows = pick(screened, classes, n_train, n_val, seed)
+    except SelectionError as error:
+        # Snakemake deletes a failed job's outputs, rejected.csv too: keep the reasons in a file it does not know.
+        write_csv(reasons_kept, [vars(s) for s in rejected], REJECTED_COLUMNS)
+        raise SelectionError(f"{error} (the {len(rejected)} rejected images and why: {reasons_kept})") from None
+    reasons_kept.unlink(missing_ok=True)  # a previous failure's copy is stale now
     for split in SPLITS:
         counts = Counter(r["label"] for r in rows if r["split"] == split)
         log.info("%s: %s", split, ", ".join(f"{label} {counts[label]}" for label in classes))

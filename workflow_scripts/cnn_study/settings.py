@@ -8,6 +8,7 @@ import jsonschema
 import yaml
 
 from cnn_study.model_specs import MODEL_SPECS
+from cnn_study.optimizers import keyword_error
 
 
 class ConfigError(ValueError):
@@ -50,7 +51,16 @@ def explain_config_error(config: dict, schema_path: str | Path) -> str:
 def check_config(config: dict) -> dict:
     """Checks the schema cannot express. Raises ConfigError with one line naming the key."""
     _check_models(config)
+    _check_optimizer_keywords(config)
     return config
+
+
+def _check_optimizer_keywords(config: dict) -> None:
+    """A mistyped keyword (sgd: {momentun: 0.9}) fails the dry-run, not the training job hours later."""
+    for name, params in (config.get("optimizers") or {}).items():
+        message = keyword_error(name, params or {})
+        if message:
+            raise ConfigError(message)
 
 
 def _check_models(config: dict) -> None:

@@ -11,6 +11,11 @@ tie). Members that are not images of that layout -- Thumbs.db, readme files, mac
 A zip is read in place and trusted only as a whole: a member with an absolute path or '..'
 (zip-slip), a drive letter, or a name given twice refuses the archive; so does an archive with no
 central directory (a half-written download, which writers avoid with temp + rename).
+
+A member is read only when its size is plausible for a photo: one declaring more than
+MAX_MEMBER_BYTES, or inflating more than MAX_COMPRESSION_RATIO times (a zip bomb), is refused with
+:class:`MemberRejected` before any byte is read, and no read ever returns more than MAX_MEMBER_BYTES,
+whatever the header claims. The pick records such a member in rejected.csv.
 """
 
 from __future__ import annotations
@@ -22,10 +27,25 @@ from pathlib import Path, PurePosixPath
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
 LAYOUTS = ("competition", "petimages")
+# Far above any photo (Kaggle's are under 1 MB; a 24-megapixel BMP is 72 MB uncompressed, and such an image
+# is refused anyway above screening.MAX_PIXELS); the bound on memory per read.
+MAX_MEMBER_BYTES = 96 * 2**20
+# Photos barely compress (JPEG, PNG: about 1:1; BMP a few to one); a zip bomb inflates a thousandfold.
+MAX_COMPRESSION_RATIO = 100
+# Below this size a member cannot hurt, whatever its ratio (a flat-colour BMP compresses well).
+RATIO_CHECKED_FROM_BYTES = 2**20
 
 
 class SourceError(ValueError):
     """The image source is unusable; the message is one line saying why and what to do."""
+
+
+class MemberRejected(SourceError):
+    """One member is refused unread; ``reason`` and ``detail`` go to rejected.csv, the rest of the source is fine."""
+
+    def __init__(self, name: str, reason: str, detail: str):
+        super().__init__(f"{name}: {reason} ({detail})")
+        self.reason, self.detail = reason, detail
 
 
 @dataclass(frozen=True)
@@ -56,6 +76,19 @@ def check_member_name(name: str) -> str:
     if path.is_absolute() or ".." in path.parts or re.match(r"^[A-Za-z]:", posix):
         raise SourceError(f"unsafe member name {name!r} in archive (absolute or '..'); refusing it")
     return str(path)
+
+
+def check_member_size(name: str, size: int, compressed_size: int | None = None) -> None:
+    """Refuse a member whose declared size or compression ratio no photo has (raises MemberRejected)."""
+    if size > MAX_MEMBER_BYTES:
+        raise MemberRejected(name, "file too large", f"{size} bytes, over the limit of {MAX_MEMBER_BYTES}")
+    if compressed_size is not None and size >= RATIO_CHECKED_FROM_BYTES:
+        ratio = size / max(compressed_size, 1)
+        if ratio > MAX_COMPRESSION_RATIO:
+            raise MemberRejected(
+                name, "implausible compression ratio",
+                f"{size} bytes from {compressed_size}, {ratio:.0f}:1, over the limit of {MAX_COMPRESSION_RATIO}:1",
+            )
 
 
 class ImageSource:
@@ -102,9 +135,20 @@ class ImageSource:
         return list(self._names)
 
     def read(self, name: str) -> bytes:
+        """The member's bytes, refused unread (MemberRejected) when its size is implausible for a photo."""
         if self._zip is not None:
-            return self._zip.read(self._members[name])
-        return (self.path / name).read_bytes()
+            info = self._members[name]
+            check_member_size(name, info.file_size, info.compress_size)
+            with self._zip.open(info) as member:
+                data = member.read(MAX_MEMBER_BYTES + 1)
+        else:
+            path = self.path / name
+            check_member_size(name, path.stat().st_size)
+            with open(path, "rb") as handle:
+                data = handle.read(MAX_MEMBER_BYTES + 1)
+        if len(data) > MAX_MEMBER_BYTES:  # the header lied, or a file grew since
+            raise MemberRejected(name, "file too large", f"more than {MAX_MEMBER_BYTES} bytes")
+        return data
 
     def detect_layout(self, classes: list[str]) -> tuple[str, dict[str, list[tuple[str, str]]]]:
         patterns = _layout_patterns(classes)
