@@ -155,3 +155,19 @@ def final_outputs():
         "results/tables/summary.md",
         "results/tables/claims.md",
     ]
+
+
+# ---- cluster -------------------------------------------------------------------------------
+
+from cnn_study import slurm_status  # noqa: E402
+
+
+onstart:
+    # Before any job is submitted (not in dry-runs): a Slurm run whose job states could never be read
+    # would otherwise wait forever without a word (no accounting, slurm-status-command: sacct).
+    try:
+        line = slurm_status.check_executor(workflow.executor_plugin.name, workflow.executor_settings)
+    except slurm_status.SlurmStatusError as error:
+        raise WorkflowError(str(error)) from None
+    if line:
+        logger.info(line)
