@@ -171,3 +171,5 @@ onstart:
         raise WorkflowError(str(error)) from None
     if line:
         logger.info(line)
+        # A retried time limit is expected: show-failed-logs then prints the train log's few lines only.
+        slurm_status.report_expected_stops_briefly(workflow.executor_settings.logdir or ".snakemake/slurm_logs")

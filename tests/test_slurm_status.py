@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import logging
 import subprocess
 from types import SimpleNamespace
 
@@ -144,3 +146,54 @@ def test_an_unreadable_scontrol_leaves_the_choice_to_the_plugin():
         raise FileNotFoundError(2, "No such file or directory", "scontrol")
 
     assert "not checked" in slurm_status.check_executor("slurm", settings(), run=missing)
+
+
+# ---- show-failed-logs of an expected stop: the job's own log only ------------------------------------
+
+
+def job_error_output(tmp_path, state: str) -> str:
+    """What Snakemake's console formatter prints for a failed Slurm job, with the filter installed."""
+    from snakemake.logging import DefaultFormatter
+    from snakemake_interface_logger_plugins.common import LogEvent
+
+    slurm_log = tmp_path / "logs" / "slurm" / "rule_train" / "alexnet_sgd_0.001_0" / "17.log"
+    slurm_log.parent.mkdir(parents=True)
+    slurm_log.write_text("SNAKEMAKE\n=========\n" + "wrapper line\n" * 100)
+    own_log = tmp_path / "logs" / "train" / "seed0.log"
+    own_log.parent.mkdir(parents=True)
+    own_log.write_text("train model=alexnet: attempt 1 (Slurm job 17 on vm)\nstopped by SIGTERM after epoch 72 of 187\n")
+
+    logger = logging.getLogger(f"test_slurm_status.{state}")
+    logger.propagate = False
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(DefaultFormatter(show_failed_logs=True))
+    logger.addHandler(handler)
+    slurm_status.report_expected_stops_briefly(tmp_path / "logs" / "slurm", logger_name=logger.name)
+    # As Snakemake's Job.log_error reports a failed Slurm job: the plugin's message, get_log_error_info's fields.
+    message = f"SLURM-job '17' failed, SLURM status is: '{state}'. For further error details see the logs."
+    logger.error(
+        message,
+        extra=dict(
+            event=LogEvent.JOB_ERROR, rule_name="train", jobid=0, input=["cache.npy"], output=["history.csv"],
+            rule_msg=message,
+            log=[str(own_log), str(slurm_log)], aux={"external_jobid": "17"}, conda_env=None,
+            container_img=None, shellcmd=None, indent=False,
+        ),
+    )
+    return stream.getvalue()
+
+
+def test_a_time_limit_prints_the_jobs_own_log_and_names_the_slurm_log(tmp_path):
+    output = job_error_output(tmp_path, "TIMEOUT")
+    assert "stopped by SIGTERM after epoch 72 of 187" in output
+    assert "wrapper line" not in output
+    assert f"slurm log: {tmp_path / 'logs' / 'slurm' / 'rule_train' / 'alexnet_sgd_0.001_0' / '17.log'}" in output
+    assert "SLURM status is: 'TIMEOUT'" in output
+    assert len(output.splitlines()) < 20, output
+
+
+def test_other_failures_still_print_every_log(tmp_path):
+    output = job_error_output(tmp_path, "FAILED")
+    assert "stopped by SIGTERM after epoch 72 of 187" in output
+    assert output.count("wrapper line") == 100

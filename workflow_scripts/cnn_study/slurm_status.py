@@ -12,9 +12,11 @@ config` and turns a choice that would hang into one line naming the profile key 
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 STATUS_KEY = "slurm-status-command"
 INIT_KEY = "slurm-init-seconds-before-status-checks"
@@ -23,6 +25,10 @@ NO_ACCOUNTING = "accounting_storage/none"
 SQUEUE_MIN_JOB_AGE_FACTOR = 3
 # Where users change the keys: the shipped profile (a --profile overlay or the flag work as well).
 PROFILE_FILE = "slurm/config.yaml"
+# Slurm states of a job stopped from outside, which a retry resumes: expected, reported briefly.
+EXPECTED_STOPS = ("TIMEOUT", "PREEMPTED", "NODE_FAIL")
+# How the plugin words a failed job: "SLURM-job '17' failed, SLURM status is: 'TIMEOUT'. ..."
+SLURM_STATE = re.compile(r"SLURM status is: '([A-Z_]+)'")
 
 
 class SlurmStatusError(RuntimeError):
@@ -102,3 +108,34 @@ def check_executor(executor_name: str | None, executor_settings, run=subprocess.
         reason = (shown.stderr or shown.stdout).strip().splitlines()[:1] or [f"exit {shown.returncode}"]
         return f"Slurm job states: not checked, `scontrol show config` failed ({reason[0]})"
     return check_status_command(configured, int(init_seconds), shown.stdout, which("sacct") is not None)
+
+
+class ExpectedStopLogs(logging.Filter):
+    """`show-failed-logs` for a job Slurm stopped from outside (time limit, preemption, node failure): print
+    only the job's own log, not the Slurm log, whose ~100 lines are Snakemake's job wrapper starting twice.
+    For train the own log is a few lines: the wildcards, attempt and Slurm job, the epoch reached and where
+    every attempt's full log is (cnn_study.attempt_logs). The Slurm log's path is still printed; both files
+    stay on disk. Works on Snakemake's job-error records (Job.get_log_error_info: rule_msg, log, aux)."""
+
+    def __init__(self, slurm_logdir: str | Path):
+        super().__init__()
+        self.slurm_logdir = Path(slurm_logdir).resolve()
+
+    def is_slurm_log(self, path: str) -> bool:
+        return Path(path).resolve().is_relative_to(self.slurm_logdir)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        state = SLURM_STATE.search(str(getattr(record, "rule_msg", None) or ""))
+        logs = getattr(record, "log", None)
+        if state and state.group(1) in EXPECTED_STOPS and logs:
+            own = [log for log in logs if not self.is_slurm_log(log)]
+            slurm = [log for log in logs if self.is_slurm_log(log)]
+            if own and slurm:
+                record.log = own
+                record.aux = {**(getattr(record, "aux", None) or {}), "slurm log": ", ".join(slurm)}
+        return True
+
+
+def report_expected_stops_briefly(slurm_logdir: str | Path, logger_name: str = "snakemake.logging") -> None:
+    """Install ExpectedStopLogs on Snakemake's logger (in the main process, before jobs are submitted)."""
+    logging.getLogger(logger_name).addFilter(ExpectedStopLogs(slurm_logdir))
