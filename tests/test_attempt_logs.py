@@ -35,7 +35,7 @@ def test_attempts_are_numbered_on_from_the_logs_already_there(tmp_path):
 
 
 def write_backup(resume_dir: Path, epoch: int) -> None:
-    backup = resume_dir / attempt_logs.BACKUP_FOLDER
+    backup = resume_dir / "backup"  # where train_run keeps its BackupAndRestore state
     backup.mkdir(parents=True)
     (backup / "epoch-0003.weights.h5").write_bytes(b"weights")
     (backup / training.BACKUP_METADATA).write_text(json.dumps({"epoch": epoch, "weights": "epoch-0003.weights.h5"}))
@@ -78,7 +78,9 @@ def attempt(tmp_path: Path, body: str, slurm_job_id: str | None = None) -> subpr
         history=tmp_path / "history.csv",
         body=textwrap.dedent(body),
     )
-    return subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, check=False
+    )
 
 
 def rule_log_lines(tmp_path: Path) -> list[str]:

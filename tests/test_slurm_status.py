@@ -121,7 +121,9 @@ def test_check_executor_asks_scontrol_and_stops_a_hanging_setup():
 
 def test_check_executor_passes_the_profile_values_on():
     run = fake_run(stdout=scontrol(min_job_age="100 sec"))
-    which = lambda name: f"/usr/bin/{name}"  # noqa: E731
+    def which(name):
+        return f"/usr/bin/{name}"
+
     with pytest.raises(slurm_status.SlurmStatusError, match="at most 33 in slurm/config.yaml"):
         slurm_status.check_executor("slurm", settings("squeue", 40), run=run, which=which)
     line = slurm_status.check_executor("slurm", settings("squeue", 30), run=run, which=which)
@@ -161,7 +163,7 @@ def job_error_output(tmp_path, state: str) -> str:
     slurm_log.write_text("SNAKEMAKE\n=========\n" + "wrapper line\n" * 100)
     own_log = tmp_path / "logs" / "train" / "seed0.log"
     own_log.parent.mkdir(parents=True)
-    own_log.write_text("train model=alexnet: attempt 1 (Slurm job 17 on vm)\nstopped by SIGTERM after epoch 72 of 187\n")
+    own_log.write_text("train model=alexnet: attempt 1 (Slurm job 17)\nstopped by SIGTERM after epoch 72 of 187\n")
 
     logger = logging.getLogger(f"test_slurm_status.{state}")
     logger.propagate = False

@@ -21,7 +21,7 @@ import os
 import re
 import signal
 import socket
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cnn_study.training import completed_epochs
@@ -74,7 +74,7 @@ def header(run: dict, attempt: int, slurm_job_id: str | None, host: str, full_lo
     labels = ", ".join(f"{key}={value}" for key, value in run.items())
     others = [p.name for p in attempt_logs(full_log.parent) if p != full_log]
     return [
-        f"train {labels}: attempt {attempt} ({where}), started {datetime.now(timezone.utc):%Y-%m-%dT%H:%M:%SZ}",
+        f"train {labels}: attempt {attempt} ({where}), started {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}",
         f"full log of this attempt: {full_log}",
         f"earlier attempts' logs in {full_log.parent}/: {', '.join(others) if others else 'none'}",
     ]
@@ -87,10 +87,10 @@ def ended_line(finished: bool, done: int, epochs: int, full_log: Path) -> str:
     return f"failed after epoch {done} of {epochs}: {reason} (full log: {full_log})"
 
 
-def stopped_line(done: int, epochs: int, resume_dir: str | Path, full_log: Path) -> str:
+def stopped_line(done: int, epochs: int, resume_dir: str | Path) -> str:
     return (
         f"stopped by SIGTERM (Slurm's time limit, scancel or preemption) after epoch {done} of {epochs}; "
-        f"the next attempt resumes from {resume_dir} (full log: {full_log})"
+        f"the next attempt resumes from {resume_dir}"
     )
 
 
@@ -114,7 +114,7 @@ def start_attempt(
     attempt_folder(rule_log).mkdir(parents=True, exist_ok=True)
     attempt = next_attempt(attempt_folder(rule_log))
     full_log = attempt_log_path(rule_log, attempt, slurm_job_id)
-    append(full_log, f"==== attempt {attempt} started {datetime.now(timezone.utc):%Y-%m-%dT%H:%M:%SZ} ====")
+    append(full_log, f"==== attempt {attempt} started {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ} ====")
     append(rule_log, *header(run, attempt, slurm_job_id, socket.gethostname(), full_log))
 
     def at_exit() -> None:
@@ -122,8 +122,7 @@ def start_attempt(
         append(rule_log, ended_line(finished, epochs_done(resume_dir), epochs, full_log))
 
     def on_sigterm(signum, frame) -> None:
-        atexit.unregister(at_exit)
-        append(rule_log, stopped_line(epochs_done(resume_dir), epochs, resume_dir, full_log))
+        append(rule_log, stopped_line(epochs_done(resume_dir), epochs, resume_dir))
         # Then die of SIGTERM as without this handler.
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTERM)
