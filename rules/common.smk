@@ -155,3 +155,21 @@ def final_outputs():
         "results/tables/summary.md",
         "results/tables/claims.md",
     ]
+
+
+# ---- cluster -------------------------------------------------------------------------------
+
+from cnn_study import slurm_status  # noqa: E402
+
+
+onstart:
+    # Before any job is submitted (not in dry-runs): a Slurm run whose job states could never be read
+    # would otherwise wait forever without a word (no accounting, slurm-status-command: sacct).
+    try:
+        line = slurm_status.check_executor(workflow.executor_plugin.name, workflow.executor_settings)
+    except slurm_status.SlurmStatusError as error:
+        raise WorkflowError(str(error)) from None
+    if line:
+        logger.info(line)
+        # A retried time limit is expected: show-failed-logs then prints the train log's few lines only.
+        slurm_status.report_expected_stops_briefly(workflow.executor_settings.logdir or ".snakemake/slurm_logs")

@@ -14,10 +14,15 @@ rule train:
     benchmark:
         f"results/benchmarks/train/{RUN_DIR.removeprefix('results/runs/')}.tsv"
     threads: training_threads()
+    # What one training job needs, wherever it runs (Slurm: --gpus, --cpus-per-task, --mem, -t in minutes).
+    # Here, not in a profile, so a profile overlay that sets only the partition keeps them; a profile's
+    # set-resources still overrides each key. Locally only limits given with --resources apply (gpu=1 in
+    # profiles/local), so a CPU-only `--cores N` run is not held back by gpu=1.
     resources:
-        mem_mb=8000,
+        gpu=1,
+        cpus_per_task=8,
+        mem_mb=32000,
         runtime=240,
-        gpu=0,
     conda:
         "../envs/train.yaml"
     script:

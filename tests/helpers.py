@@ -10,7 +10,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-WORKFLOW_FILES = ["Snakefile", "config.yaml", "rules", "workflow_scripts", "schemas", "envs", "configs", "report", "profiles"]
+WORKFLOW_FILES = [
+    "Snakefile", "config.yaml", "rules", "workflow_scripts", "schemas", "envs", "configs", "report", "profiles", "slurm",
+]
 MINI_ARCHIVE = (REPO / ".." / "shared" / "data" / "dogs-vs-cats-mini" / "train.zip").resolve()
 
 

@@ -3,13 +3,16 @@
 Needs root and the Debian packages of .ci/install_slurm.sh; skips otherwise.
 
 (a) test_profile_submits_through_sbatch: a two-rule throwaway workflow through
-    profiles/slurm + tests/slurm_overlay: every job is an sbatch job.
+    slurm/ + tests/slurm_overlay: every job is an sbatch job.
 (b) test_demo_through_slurm_matches_local: the demo config (with an AlexNet test grid
     on top, see TEST_GRID; SLURM_TEST_FULL_DEMO=1 for the demo's own grid) through
     Slurm; every `train` job went through sbatch and the results equal a local
     `--cores 2` run.
 (c) test_train_time_limit_retry_resumes: a training job killed by its Slurm time
-    limit is retried and resumes from its checkpoint.
+    limit is retried and resumes from its checkpoint; every attempt keeps its full log,
+    the console gets a few lines per timed-out attempt, the rule's GPU request reaches sbatch.
+(d) test_sacct_without_accounting_stops_before_submitting: `slurm-status-command: sacct`
+    on this cluster without accounting stops at once with one line, submitting nothing.
 """
 
 from __future__ import annotations
@@ -30,10 +33,10 @@ from slurm_cluster import slurm_cluster  # noqa: F401  (session fixture)
 pytestmark = pytest.mark.slurm
 
 REPO = Path(__file__).resolve().parents[1]
-SLURM_PROFILE = REPO / "profiles" / "slurm"
+SLURM_PROFILE = REPO / "slurm"
 OVERLAY = REPO / "tests" / "slurm_overlay"
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-SLURM_LOGDIR = "logs/slurm"  # slurm-logdir of profiles/slurm, relative to the workdir
+SLURM_LOGDIR = "logs/slurm"  # slurm-logdir of slurm/config.yaml, relative to the workdir
 
 # "Job 3 has been submitted with SLURM jobid 17 (log: ...)." in Snakemake's output
 SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+)")
@@ -291,6 +294,8 @@ def test_train_time_limit_retry_resumes(slurm_cluster, tmp_path):
         workdir, slurm_cluster.env, timeout=600,
     )
     assert proc.returncode == 0, describe(proc, slurm_cluster)
+    # The cluster has no accounting: the workflow checked that squeue will see the jobs finish.
+    assert "Slurm job states from squeue (MinJobAge=3600 s" in proc.stderr
 
     # Two Slurm jobs for the one run: the first killed at its time limit, the retry completed.
     logs = slurm_logs(workdir, "train")
@@ -311,16 +316,69 @@ def test_train_time_limit_retry_resumes(slurm_cluster, tmp_path):
     assert [int(r["epoch"]) for r in rows] == list(range(1, epochs + 1))
     assert not (workdir / run_dir / "resume").exists()
 
-    # The retry restored the checkpoint: it says so and trained on from a later epoch. The
-    # training script writes to the rule's log (appended across attempts); the Slurm log of
-    # the retry is searched too.
+    # The GPU request (rules/train.smk; no overlay sets gpu) reached sbatch.
+    show = subprocess.run(
+        ["scontrol", "show", "job", ids[-1]], env=slurm_cluster.env, capture_output=True, text=True
+    ).stdout
+    assert re.search(r"TresPerJob=\S*gpu:1", show), show
+
+    # Every attempt kept its full log, one file per attempt and Slurm job beside the rule's log;
+    # Snakemake deleted the rule's log before the retry, so that holds the last attempt's summary.
     rule_log = workdir / "logs" / "train" / f"{run_dir.removeprefix('results/runs/')}.log"
-    text = "\n".join(
-        p.read_text(errors="replace") for p in (logs[ids[-1]], rule_log) if p.exists()
-    )
+    attempts = rule_log.with_suffix("")
+    full_logs = {p.name: p.read_text(errors="replace") for p in attempts.glob("attempt*.log")}
+    assert sorted(full_logs) == sorted(f"attempt{n}-slurm{job}.log" for n, job in enumerate(ids, 1))
+    first = full_logs[f"attempt1-slurm{ids[0]}.log"]
+    assert re.search(r"Epoch (\d+)/%d" % epochs, first) and "resuming at epoch" not in first, first[-2000:]
+    summary = rule_log.read_text().splitlines()
+    assert f"attempt {len(ids)} (Slurm job {ids[-1]} on " in summary[0], summary
+    assert summary[-1] == f"finished: all {epochs} epochs", summary
+
+    # The timed-out attempt on the console: a few lines with the rule, Slurm state, wildcards, the epoch
+    # reached and where its full log is; not the Slurm log's Snakemake wrapper output.
+    block = proc.stderr[proc.stderr.index("Error in rule train:"):]
+    block = block[:block.index("Trying to restart job")]
+    assert f"SLURM-job '{ids[0]}' failed, SLURM status is: 'TIMEOUT'" in block, block
+    assert f"model=alexnet, optimizer=sgd, lr=0.001, seed=0: attempt 1 (Slurm job {ids[0]} on " in block, block
+    assert f"full log of this attempt: {attempts.relative_to(workdir)}/attempt1-slurm{ids[0]}.log" in block, block
+    stopped = re.search(r"stopped by SIGTERM \(Slurm's time limit, scancel or preemption\) after epoch (\d+) of "
+                        + str(epochs), block)
+    assert stopped, block
+    assert "SNAKEMAKE" not in block and len(block.splitlines()) < 25, block
+
+    # The retry restored the checkpoint: its full log says so and it trained on from the epoch after
+    # the one the stopped attempt reported.
+    text = full_logs[f"attempt{len(ids)}-slurm{ids[-1]}.log"]
     resumed = [int(n) for n in RESUMING.findall(text)]
     assert resumed, text[-3000:]
     assert 1 < resumed[-1] <= epochs
+    if len(ids) == 2:
+        assert resumed[-1] == int(stopped.group(1)) + 1
     after = text[text.rfind("resuming at epoch"):]
     first_epoch_after = re.search(r"Epoch (\d+)/%d" % epochs, after)
     assert first_epoch_after and int(first_epoch_after.group(1)) == resumed[-1], after[:2000]
+
+
+# ---- (d) no accounting: a run that could never see its jobs finish stops before submitting ------
+
+
+def test_sacct_without_accounting_stops_before_submitting(slurm_cluster, tmp_path):
+    """The test cluster has no slurmdbd (AccountingStorageType=accounting_storage/none): with the shipped
+    profile's `slurm-status-command: sacct` the plugin would wait forever. The workflow says so at once."""
+    require_workflow()
+    workdir = copy_workflow(tmp_path / "wf")
+    sacct_overlay = write_yaml(tmp_path / "sacct_overlay" / "config.yaml", {"slurm-status-command": "sacct"}).parent
+    jobs_before = slurm_cluster.squeue_all()
+    proc = run(
+        slurm_command("--configfile", DEMO_CONFIG, overlays=(sacct_overlay,)), workdir, slurm_cluster.env, timeout=180
+    )
+    assert proc.returncode != 0, describe(proc, slurm_cluster)
+    assert (
+        "Slurm accounting is off on this cluster (AccountingStorageType=accounting_storage/none), so sacct would "
+        "never see a job finish and Snakemake would wait forever: set slurm-status-command: squeue in "
+        "slurm/config.yaml (or pass --slurm-status-command squeue)"
+    ) in proc.stderr, describe(proc)
+    # Nothing was submitted, nothing ran.
+    assert not SUBMITTED.search(proc.stderr)
+    assert slurm_cluster.squeue_all() == jobs_before
+    assert not (workdir / "results").exists()

@@ -1,9 +1,18 @@
 """Snakemake glue: train one run (model, optimizer, learning rate, seed)."""
+from cnn_study.attempt_logs import start_attempt
 from cnn_study.logs import run_logged
 from cnn_study.training import train_run
 
-run_logged(
+# The full log goes to a file per attempt (Snakemake deletes the rule's log before each attempt).
+attempt_log = start_attempt(
     snakemake.log[0],
+    run=dict(snakemake.wildcards.items()),
+    resume_dir=snakemake.params.resume_dir,
+    history_path=snakemake.output.history,
+    epochs=snakemake.params.settings["epochs"],
+)
+run_logged(
+    attempt_log,
     train_run,
     settings=snakemake.params.settings,
     data={key: snakemake.input[key] for key in ("train_images", "train_labels", "val_images", "val_labels")},
