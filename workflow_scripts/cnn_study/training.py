@@ -235,6 +235,7 @@ def train_run(
         model.fit(
             EpochBatches(x_train, y_train, batch_size, settings["seed"], first),
             steps_per_epoch=steps,
+            shuffle=False,  # EpochBatches gives each epoch's order
             initial_epoch=first,
             epochs=end,
             validation_data=validation,
