@@ -345,7 +345,7 @@ def stage_probes(args, data: dict, env: dict, budget: float, out: Path) -> list[
         results.append(progress)
         log(f"  probe {probe['name']}: steady {fmt(progress.get('steady_epoch_s'))} s/epoch, first "
             f"{fmt(progress.get('first_epoch_s'))} s, {fmt(progress.get('ms_per_step'), '.0f')} ms/step, "
-            f"GPU {fmt(progress.get('gpu_busy_pct'), '.0f')}%" + (f" ERROR {progress['error']}" * bool(progress.get("error"))))
+            f"GPU {fmt(progress.get('gpu_busy_pct'), '.0f')}%" + (f" ERROR {progress.get('error')}" * bool(progress.get("error"))))
     return results
 
 
@@ -400,21 +400,22 @@ def report(results: dict) -> str:
     if probes:
         lines.append(f"probes, one process alone each: {results['probe_run']}, protocol full, "
                      f"{o['probe_epochs']} epochs (the first one apart)")
-        base = next((p for p in probes if p["name"] == "baseline_eager" and p.get("images_per_s")), None)
+        base = next((p for p in probes if p["probe"]["name"] == "baseline_eager" and p.get("images_per_s")), None)
         rows = [("probe", "backend", "options", "epochs", "first s", "compile s", "s/epoch", "ms/step",
                  "fixed s/ep", "GPU %", "img/s", "vs baseline", "note")]
         for p in probes:
             note = "skipped: no time left" if p.get("skipped") else (
                 p.get("error") or ("stopped at its time limit" if p.get("killed") else ""))
             options = ",".join(f"{k}={v}" for k, v in p["probe"].items() if k not in ("name", "backend"))
-            ratio = p.get("images_per_s") / base["images_per_s"] if base and p.get("images_per_s") else None
+            same_task = p["probe"].get("task", "train") == "train"  # the input probes train the head alone
+            ratio = p["images_per_s"] / base["images_per_s"] if base and same_task and p.get("images_per_s") else None
             rows.append((p["name"], p.get("backend", ""), options, str(p.get("epochs_done", "-")),
                          fmt(p.get("first_epoch_s"), ".1f"), fmt(p.get("compile_s"), ".1f"),
                          fmt(p.get("steady_epoch_s")), fmt(p.get("ms_per_step"), ".0f"),
                          fmt(p.get("fixed_s_per_epoch")), fmt(p.get("gpu_busy_pct"), ".0f"),
                          fmt(p.get("images_per_s"), ".1f"), fmt(ratio, ".2f"), note[:60]))
         lines += table_lines(rows)
-        speed = {p["name"]: p.get("images_per_s") for p in probes}
+        speed = {p["probe"]["name"]: p.get("images_per_s") for p in probes}
         if speed.get("input_cache") and speed.get("input_decode"):
             lines.append(f"input path: cache {speed['input_cache']:.0f} img/s, decoding every epoch "
                          f"{speed['input_decode']:.0f} img/s: {speed['input_cache'] / speed['input_decode']:.2f}x (goal >= 2x)")
@@ -536,7 +537,6 @@ def main() -> None:
             if budget > 30:
                 log(f"grid (budget {budget:.0f} s)")
                 results["grid"] = stage_grid(args, data, env, budget, out)
-                results["device"] = next((r["device"] for r in results["grid"]["runs"] if r.get("device")), None)
                 save(results, out)
         if results.get("grid") and "results" in stages:
             log("results stage")
@@ -558,6 +558,8 @@ def main() -> None:
             results["probes"] = stage_probes(args, data, env, budget, out)
             save(results, out)
     finally:
+        runs = [*(results.get("grid") or {}).get("runs", []), *(results.get("probes") or [])]
+        results["device"] = next((r["device"] for r in runs if r.get("device")), None)  # cnn_study.backend's names
         save(results, out)
         print(report(results), flush=True)
 
