@@ -1,31 +1,39 @@
-"""The paper's grid on one GPU, KERAS_BACKEND=torch, no TensorFlow: seconds per epoch, images per
-second and total wall time, plus the input-path ratio on the GPU. Driven by gpu_paper_grid.sh.
+"""The paper's grid on one GPU, and the speed levers measured beside it, in one run of at most
+10 minutes. Driven by gpu_paper_grid.sh; every stage runs the workflow's own functions.
 
     python benchmarks/gpu_paper_grid.py --out DIR [options]
 
-Stages, in order, each skipped when the time budget left cannot hold it:
-  prepare  500+100 synthetic 400x350 JPEGs (train.zip + manifest) and the workflow's decode-once
-           caches at 224 and 299 px (cnn_study.image_cache.build_cache)
-  input    ResNet50 at 224, base frozen: the cache's arrays against decoding every JPEG every
-           epoch (a PIL PyDataset, workers=1), one process each, back to back
-  grid     ResNet50 at 224 and InceptionV3 at 299 x SGD, Adam, RMSprop, lr 0.001, batch 10,
-           50 epochs, random initial weights, the paper's protocol from config.yaml (fine_tune:
-           5 epochs frozen, then the base unfrozen), each run in its own process running the
-           workflow's train_run; --parallel of them at once on the one GPU
-  probes   short single-process runs of one grid job (default InceptionV3 + Adam) under other
-           options (--probes), to compare per-epoch seconds: eager vs torch.compile, float32 vs
-           mixed_bfloat16, workflow train_run vs a hand-written fit
+Stages, in order (--stages), each skipped when the time budget left cannot hold it:
+  prepare       the hand-pick of 250 + 50 real photos per class from the mini archive (--archive,
+                cnn_study.selection.select_images with config.yaml's screening settings) and the
+                decode-once caches at every model's size (cnn_study.image_cache.build_cache)
+  grid          the paper's protocol (config.yaml: ResNet50 at 224 and InceptionV3 at 299; SGD,
+                Adam, RMSprop at 0.001; batch 10; 50 epochs; 5 frozen, then fine-tuning), random
+                initial weights, on --fast-backend (JAX), the six runs side by side, each its own
+                process running train_run as the Snakemake job does, into runs/{model}/...
+  results       the results stage on the grid's histories: cnn_study.metrics.write_metrics,
+                report_tables.write_tables, figures.plot_model and plot_overview, into OUT/results
+  side_by_side  the same six runs on --baseline-backend (torch, eager) for a few epochs, side by
+                side: their pace gives the baseline grid's projected wall time
+  probes        one process alone each (--probes): the baseline eager, the fast backend with
+                steps_per_execution 1, 10 and 50, bfloat16, and the input path (the cache's arrays
+                against decoding the JPEGs every epoch, base frozen)
 
-Writes results.json and results.txt (the table) into --out, rewritten after every stage, so a run
-stopped by the budget or killed still leaves what was measured. Per-epoch progress of every
-process is read from its own JSON-lines file, so a run cut off by the budget reports its epochs.
+For every run: first epoch (on JAX mostly XLA compilation, reported apart as first minus steady
+epoch), steady seconds per epoch, ms per training step, the fixed cost per epoch (validation,
+epoch-end callbacks, time between epochs) and the GPU's busy % over the run (nvidia_smi.csv, written
+by gpu_paper_grid.sh). results.json and results.txt are rewritten after every stage, so a run
+stopped by the budget still leaves what it measured.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import datetime as dt
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -38,7 +46,8 @@ import common  # noqa: E402
 
 WORKER = Path(__file__).resolve().parent / "worker.py"
 STARTED = time.perf_counter()
-PAPER_PROTOCOL = None  # from config.yaml: filled in main()
+MINI_ARCHIVE = common.REPO.parent / "shared" / "data" / "dogs-vs-cats-mini" / "train.zip"
+CARRIED_ARCHIVE = common.REPO / ".whl" / "train.zip"  # how the archive travels to the GPU machine
 
 
 def log(message: str) -> None:
@@ -53,24 +62,26 @@ def left(args) -> float:
 
 
 class Job:
-    def __init__(self, name: str, spec: dict, workdir: Path):
-        self.name, self.spec = name, dict(spec)
-        self.jsonl = workdir / f"{name}.jsonl"
-        self.logfile = workdir / f"{name}.log"
+    """One worker process (benchmarks/worker.py) on one backend, with its per-epoch JSON lines."""
+
+    def __init__(self, name: str, spec: dict, backend: str, logs: Path):
+        self.name, self.spec, self.backend = name, dict(spec), backend
+        self.jsonl, self.logfile = logs / f"{name}.jsonl", logs / f"{name}.log"
         self.jsonl.unlink(missing_ok=True)
         self.spec["jsonl"] = str(self.jsonl)
         self.process: subprocess.Popen | None = None
         self.started = self.ended = None
+        self.started_at = self.ended_at = None  # wall-clock, for the GPU busy % over the run
         self.result: dict | None = None
         self.killed = False
 
     def start(self, env: dict) -> None:
-        self.started = time.perf_counter()
+        self.started, self.started_at = time.perf_counter(), time.time()
         self.handle = open(self.logfile, "w")
-        # Own process group (not a new session): the budget can stop it with its children.
+        # Own process group: the budget can stop it with its children.
         self.process = subprocess.Popen(
             [sys.executable, str(WORKER), json.dumps(self.spec)], stdout=self.handle, stderr=subprocess.STDOUT,
-            env=env, cwd=common.REPO, process_group=0,
+            env={**env, "KERAS_BACKEND": self.backend}, cwd=common.REPO, process_group=0,
         )
 
     def poll(self) -> bool:
@@ -82,27 +93,26 @@ class Job:
         return True
 
     def finish(self) -> None:
-        self.ended = time.perf_counter()
+        self.ended, self.ended_at = time.perf_counter(), time.time()
         self.handle.close()
         self.result = common.parse_result(self.logfile.read_text(errors="replace"))
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.killed = True
-            for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 5)):
+            for sig in (signal.SIGTERM, signal.SIGKILL):
                 try:
                     os.killpg(self.process.pid, sig)
-                except ProcessLookupError:
+                    self.process.wait(5)
                     break
-                try:
-                    self.process.wait(wait)
+                except ProcessLookupError:
                     break
                 except subprocess.TimeoutExpired:
                     continue
         if self.ended is None and self.process is not None:
             self.finish()
 
-    def progress(self) -> dict:
+    def progress(self, steps: int) -> dict:
         """Epoch timings from the JSON lines (also for a run the budget cut off)."""
         rows = []
         if self.jsonl.exists():
@@ -113,176 +123,229 @@ class Job:
                     pass
         first = next((r for r in rows if r.get("event") == "first_fit"), None)
         ends = [r for r in rows if r.get("event") == "epoch_end"]
-        out = {"name": self.name, "epochs_done": len(ends), "killed": self.killed,
-               "ok": bool(self.result and self.result.get("ok")),
+        out = {"name": self.name, "backend": self.backend, "epochs_done": len(ends), "killed": self.killed,
+               "ok": bool(self.result and self.result.get("ok")), "window": [self.started_at, self.ended_at],
                "process_wall_s": (self.ended or time.perf_counter()) - self.started if self.started else None}
-        if self.result:
-            for key in ("import_s", "setup_s", "error", "device", "params", "after_last_fit_s", "train_run_s",
-                        "breakdown"):
-                if key in self.result:
-                    out[key] = self.result[key]
+        for key in ("import_s", "setup_s", "error", "device", "params", "breakdown"):
+            if self.result and key in self.result:
+                out[key] = self.result[key]
         if self.ended is not None and not out["ok"] and self.logfile.exists():
             out["log_tail"] = self.logfile.read_text(errors="replace")[-2000:]
         if first and ends:
-            out["to_first_fit_s"] = first["wall"] - self.started if self.started else None
             durations = [ends[0]["wall"] - first["wall"]] + [b["wall"] - a["wall"] for a, b in zip(ends, ends[1:])]
-            out["epoch_s"] = [round(d, 3) for d in durations]
-            out["first_epoch_s"] = durations[0]
-            phases = [e.get("phase", "all") for e in ends]
-            out["phases"] = phases
+            # perf_counter is the system's monotonic clock: the worker's stamps compare with this process's
+            out.update(to_first_fit_s=first["wall"] - self.started if self.started else None,
+                       epoch_s=[round(d, 3) for d in durations], first_epoch_s=durations[0],
+                       phases=[e.get("phase", "all") for e in ends],
+                       last_loss=ends[-1].get("loss"), last_accuracy=ends[-1].get("accuracy"))
             steady = durations[1:]
             if steady:
                 out["steady_epoch_s"] = statistics.mean(steady)
-                by_phase = {}
-                for phase, seconds in zip(phases[1:], steady):
-                    by_phase.setdefault(phase, []).append(seconds)
-                out["steady_epoch_s_by_phase"] = {p: statistics.mean(v) for p, v in by_phase.items()}
+                out["compile_s"] = durations[0] - out["steady_epoch_s"]  # first epoch's extra: tracing, XLA
                 out["images_per_s"] = self.spec["train_images"] / out["steady_epoch_s"]
-            out["images_per_s_overall"] = self.spec["train_images"] * len(ends) / sum(durations)
-            out["last_loss"] = ends[-1].get("loss")
-            out["last_accuracy"] = ends[-1].get("accuracy")
+                train_steps = (out.get("breakdown") or {}).get("train_steps")
+                if train_steps:
+                    out["ms_per_step"] = 1000 * train_steps / steps
+                    out["fixed_s_per_epoch"] = out["steady_epoch_s"] - train_steps
             out["projected_run_s"] = project(out, self.spec["epochs"])
         return out
 
 
 def project(progress: dict, epochs: int) -> float | None:
-    """Process wall time had it run all epochs: what ran, plus the rest at the last phase's pace."""
+    """Process wall time had it run all epochs: what ran, plus the rest at the last epochs' pace."""
     if not progress.get("epoch_s") or progress.get("to_first_fit_s") is None:
         return None
-    done = progress["epochs_done"]
-    pace = progress["epoch_s"][-1] if done < 3 else statistics.mean(progress["epoch_s"][-min(done - 1, 5):])
-    return progress["to_first_fit_s"] + sum(progress["epoch_s"]) + (epochs - done) * pace
+    done, durations = progress["epochs_done"], progress["epoch_s"]
+    pace = durations[-1] if done < 3 else statistics.mean(durations[-min(done - 1, 5):])
+    return progress["to_first_fit_s"] + sum(durations) + (epochs - done) * pace
 
 
-def run_jobs(jobs: list[Job], parallel: int, deadline: float, env: dict) -> float:
-    """Run the jobs, `parallel` at a time; stop all at the deadline. Returns the wall seconds."""
-    started = time.perf_counter()
-    pending, running = list(jobs), []
+def run_jobs(jobs: list[Job], deadline: float, env: dict, parallel: int | None = None) -> float:
+    """Run the jobs, `parallel` at a time (default all); stop what still runs at the deadline."""
+    started, pending, running = time.perf_counter(), list(jobs), []
     last_report = started
     while pending or running:
-        while pending and len(running) < parallel:
-            job = pending.pop(0)
-            job.start(env)
-            running.append(job)
+        while pending and len(running) < (parallel or len(jobs)):
+            pending[0].start(env)
+            running.append(pending.pop(0))
         running = [job for job in running if not job.poll()]
-        now = time.perf_counter()
-        if now >= deadline:
+        if time.perf_counter() >= deadline:
             log(f"  time budget reached: stopping {len(running)} running, {len(pending)} not started")
             for job in running:
                 job.stop()
-            for job in pending:
-                job.ended = job.started = None
             break
-        if now - last_report > 30:
-            last_report = now
-            log("  " + ", ".join(f"{j.name} {j.progress()['epochs_done']}/{j.spec['epochs']}" for j in jobs if j.started))
+        if time.perf_counter() - last_report > 30:
+            last_report = time.perf_counter()
+            done = (f"{j.name} {j.progress(1)['epochs_done']}/{j.spec['epochs']}" for j in jobs if j.started)
+            log("  " + ", ".join(done))
         time.sleep(0.5)
     return time.perf_counter() - started
+
+
+def gpu_busy(out: Path, window: list) -> float | None:
+    """Mean utilization.gpu (%) of the nvidia-smi samples inside a wall-clock window."""
+    samples = out / "nvidia_smi.csv"
+    if not samples.exists() or None in window:
+        return None
+    values = []
+    with open(samples, newline="") as handle:
+        for row in csv.reader(handle):
+            try:
+                when = dt.datetime.strptime(row[0].strip(), "%Y/%m/%d %H:%M:%S.%f").timestamp()
+                busy = float(row[1].strip().split()[0])
+            except (ValueError, IndexError):
+                continue  # the header line
+            if window[0] <= when <= window[1]:
+                values.append(busy)
+    return statistics.mean(values) if values else None
 
 
 # ---- stages ------------------------------------------------------------------------------------
 
 
-def stage_prepare(args, work: Path) -> dict:
+def stage_prepare(args) -> dict:
+    """The workflow's hand-pick and decode-once caches, on the real photos."""
+    from cnn_study.selection import select_images
+
+    dataset = common.workflow_config({})["dataset"]
+    data = args.work / "data"
     started = time.perf_counter()
-    dataset = common.make_dataset(work / "data", args.train_images, args.val_images, width=args.photo_width,
-                                  height=args.photo_height, processes=min(16, os.cpu_count() or 1))
-    made = time.perf_counter() - started
+    picked = select_images(
+        source_path=str(args.archive), manifest_path=str(data / "manifest.csv"),
+        rejected_path=str(data / "rejected.csv"), classes=dataset["classes"], n_train=args.n_train,
+        n_val=args.n_val, seed=dataset["pick_seed"], min_size=dataset["min_size"],
+        near_duplicate_distance=dataset["near_duplicate_distance"], picklist=None,
+    )
+    picked_s = time.perf_counter() - started
+    source = {"archive": str(args.archive), "manifest": str(data / "manifest.csv")}
     caches, build = {}, {}
-    for size in sorted({size for _, size in args.models}):
-        caches[size], build[size] = common.build_cache(work / "data", dataset, size)
-    log(f"  {args.train_images}+{args.val_images} JPEGs in {made:.1f} s; caches built in "
+    for size in sorted({size for _, size in args.models} | {args.probe_run[1]}):
+        caches[size], build[size] = common.build_cache(data, source, size)
+    log(f"  picked {len(picked)} photos from {args.archive} in {picked_s:.1f} s; caches built in "
         + ", ".join(f"{s} px {t:.1f} s" for s, t in build.items()))
-    return {"dataset": dataset, "caches": caches, "jpeg_s": made, "cache_build_s": build}
+    return {**source, "caches": caches, "pick_s": picked_s, "cache_build_s": build,
+            "train_images": 2 * args.n_train, "val_images": 2 * args.n_val}
 
 
-def base_spec(args, model: str, size: int, optimizer: str, data: dict) -> dict:
-    return {
-        "task": "train", "trainer": args.trainer, "model": model, "size": size, "optimizer": optimizer,
-        "lr": 0.001, "seed": 0, "epochs": args.epochs, "batch": args.batch, "train_images": args.train_images,
-        "data": data["caches"][size], "workdir": str(args.work / "runs"), "protocol": args.protocol,
-        "precision": args.precision, "jit_compile": True if args.jit else None, "force_jit": args.jit,
-        "compile_mode": args.compile_mode, "threads": args.threads,
-        "deterministic": None if args.deterministic == "config" else args.deterministic == "true",
-        "verbose": 2,
-    }
-
-
-def stage_input(args, data: dict, env: dict, budget: float) -> dict:
-    model, size = args.input_model
+def run_spec(args, data: dict, model: str, size: int, optimizer: str, **options) -> dict:
     spec = {
-        "task": "input", "model": model, "size": size, "optimizer": "sgd", "lr": 0.001, "seed": 0,
-        "epochs": args.input_epochs, "batch": args.batch, "train_images": args.train_images,
-        "data": data["caches"].get(size) or common.build_cache(args.work / "data", data["dataset"], size)[0],
-        "archive": data["dataset"]["archive"], "manifest": data["dataset"]["manifest"],
-        "decode_workers": args.decode_workers, "threads": args.threads,
+        "task": "train", "trainer": "workflow", "model": model, "size": size, "optimizer": optimizer,
+        "lr": args.lr, "seed": 0, "epochs": args.epochs, "batch": args.batch, "train_images": data["train_images"],
+        "data": data["caches"][size], "workdir": str(args.work / "runs"), "protocol": args.protocol,
+        "threads": args.threads, "steps_per_execution": 1, "precision": "float32", "verbose": 2,
     }
-    order = ["cache", "decode"] + (["decode", "cache"] if args.input_repeats > 1 else [])
-    deadline = time.perf_counter() + budget
-    runs: dict[str, list[dict]] = {"cache": [], "decode": []}
-    for index, loader in enumerate(order):
-        job = Job(f"input_{loader}_{index}", {**spec, "loader": loader}, args.work / "logs")
-        run_jobs([job], 1, deadline, env)
-        progress = job.progress()
-        runs[loader].append(progress)
-        log(f"  input {loader}: {fmt(progress.get('images_per_s'))} img/s steady "
-            f"({progress['epochs_done']} epochs, s/epoch {progress.get('epoch_s')})")
-        if time.perf_counter() >= deadline:
-            break
-    ratios = [c["images_per_s"] / d["images_per_s"] for c, d in zip(runs["cache"], runs["decode"])
-              if c.get("images_per_s") and d.get("images_per_s")]
-    return {"spec": spec, "runs": runs, "ratio_cache_over_decode": statistics.median(ratios) if ratios else None}
+    spec.update(options)
+    return spec
 
 
-def grid_jobs(args, data: dict, suffix: str = "") -> list[Job]:
+def grid_jobs(args, data: dict, backend: str, prefix: str, **options) -> list[Job]:
+    from cnn_study.settings import format_lr
+
     jobs = []
     for model, size in args.models:
         for optimizer in args.optimizers:
-            spec = base_spec(args, model, size, optimizer, data)
-            jobs.append(Job(f"{model}_{size}_{optimizer}{suffix}", spec, args.work / "logs"))
-    # The slowest first, so that a queue (parallel < jobs) ends sooner.
-    return sorted(jobs, key=lambda j: -j.spec["size"])
+            # The workflow's run folder layout (rules/common.smk RUN_DIR): the results stage reads it.
+            run_dir = args.work / prefix / "runs" / model / optimizer / f"lr{format_lr(args.lr)}" / "seed0"
+            shutil.rmtree(run_dir, ignore_errors=True)
+            spec = run_spec(args, data, model, size, optimizer, run_dir=str(run_dir), **options)
+            jobs.append(Job(f"{prefix}_{model}_{optimizer}", spec, backend, args.work / "logs"))
+    return jobs
 
 
-def stage_grid(args, data: dict, env: dict, budget: float) -> dict:
-    jobs = grid_jobs(args, data)
-    log(f"  {len(jobs)} runs, {args.parallel} at a time, {args.epochs} epochs, budget {budget:.0f} s")
-    wall = run_jobs(jobs, args.parallel, time.perf_counter() + budget, env)
-    runs = [job.progress() for job in jobs]
-    complete = all(r["epochs_done"] == args.epochs and r["ok"] for r in runs)
-    projected = [r.get("projected_run_s") for r in runs]
+def stage_grid(args, data: dict, env: dict, budget: float, out: Path) -> dict:
+    options = {"steps_per_execution": args.grid_steps_per_execution, "precision": args.grid_precision}
+    jobs = grid_jobs(args, data, args.fast_backend, "grid", **options)
+    log(f"  {len(jobs)} runs side by side on {args.fast_backend}, {args.epochs} epochs, {options}, "
+        f"budget {budget:.0f} s")
+    wall = run_jobs(jobs, time.perf_counter() + budget, env)
+    return summarize_runs(args, jobs, data, wall, out, options)
+
+
+def stage_side_by_side(args, data: dict, env: dict, budget: float, out: Path) -> dict:
+    """The baseline's six runs side by side for a few epochs: their pace projects its grid."""
+    jobs = grid_jobs(args, data, args.baseline_backend, "baseline", epochs=args.side_epochs)
+    log(f"  {len(jobs)} runs side by side on {args.baseline_backend}, {args.side_epochs} epochs, budget {budget:.0f} s")
+    wall = run_jobs(jobs, time.perf_counter() + budget, env)
+    result = summarize_runs(args, jobs, data, wall, out, {"epochs": args.side_epochs})
+    # had each run all the grid's epochs at the pace it showed (the first epoch counted once)
+    projected = [r["to_first_fit_s"] + r["first_epoch_s"] + (args.epochs - 1) * r["steady_epoch_s"]
+                 for r in result["runs"] if r.get("steady_epoch_s") and r.get("to_first_fit_s") is not None]
+    result["projected_grid_s"] = max(projected) if len(projected) == len(jobs) else None
+    return result
+
+
+def summarize_runs(args, jobs: list[Job], data: dict, wall: float, out: Path, options: dict) -> dict:
+    steps = -(-data["train_images"] // args.batch)
+    runs = [job.progress(steps) for job in jobs]
+    window = [min(j.started_at for j in jobs), max(j.ended_at or time.time() for j in jobs)]
     return {
-        "options": options_of(args), "runs": runs, "wall_s": wall, "complete": complete,
-        "projected_wall_s": None if complete or None in projected else max(projected) if args.parallel >= len(jobs) else None,
-        "total_images_per_s": sum(args.train_images * r["epochs_done"] for r in runs) / wall if wall else None,
+        "options": options, "runs": runs, "wall_s": wall, "gpu_busy_pct": gpu_busy(out, window),
+        "complete": all(r["ok"] and r["epochs_done"] == job.spec["epochs"] for r, job in zip(runs, jobs)),
+        "run_dirs": [job.spec["run_dir"] for job in jobs],
+        "total_images_per_s": sum(data["train_images"] * r["epochs_done"] for r in runs) / wall if wall else None,
     }
 
 
-def stage_probes(args, data: dict, env: dict, budget: float) -> list[dict]:
+def stage_results(args, grid: dict, out: Path) -> dict:
+    """The results stage's functions on the finished runs' histories, as the Snakemake jobs call them."""
+    from cnn_study.figures import PANELS, plot_model, plot_overview
+    from cnn_study.metrics import write_metrics
+    from cnn_study.report_tables import write_tables
+
+    target = common.workflow_config({})["results"]["target_accuracy"]
+    results = out / "results"
+    histories = []
+    for run_dir in map(Path, grid["run_dirs"]):
+        if (run_dir / "history.csv").exists():
+            kept = results / run_dir.relative_to(run_dir.parents[4])  # runs/{model}/{optimizer}/lr../seed..
+            kept.mkdir(parents=True, exist_ok=True)
+            for name in ("history.csv", "run.json"):
+                shutil.copy2(run_dir / name, kept / name)
+            histories.append(str(kept / "history.csv"))
+    if not histories:
+        return {"error": "no run finished: nothing to tabulate"}
+    epochs, summary = results / "metrics" / "epochs.csv", results / "metrics" / "summary.csv"
+    write_metrics(histories, str(epochs), str(summary), target)
+    tables = results / "tables"
+    # the make_tables rule's output names (rules/metrics.smk)
+    write_tables(str(epochs), str(summary), target, {
+        "summary_md": str(tables / "summary.md"), "summary_tex": str(tables / "summary.tex"),
+        "claims": str(tables / "claims.md"), "tests": str(tables / "optimizer_tests.md"),
+    })
+    figures = results / "figures"
+    for model in sorted({Path(h).parts[-5] for h in histories}):
+        plot_model(str(epochs), model, {
+            key: str(figures / f"{model}_{name}.{ext}")
+            for name in PANELS for key, ext in ((name, "png"), (f"{name}_pdf", "pdf"))
+        })
+    plot_overview(str(epochs), str(figures / "overview.png"), str(figures / "overview.pdf"))
+    return {"runs": len(histories), "files": sorted(str(p.relative_to(out)) for p in results.rglob("*") if p.is_file())}
+
+
+def stage_probes(args, data: dict, env: dict, budget: float, out: Path) -> list[dict]:
     model, size, optimizer = args.probe_run
     deadline = time.perf_counter() + budget
+    steps = -(-data["train_images"] // args.batch)
     results = []
     for probe in args.probes:
         remaining = deadline - time.perf_counter()
         if remaining < args.probe_min_s:
             log(f"  probe {probe['name']}: skipped, {remaining:.0f} s left")
-            results.append({"name": probe["name"], "skipped": True})
+            results.append({"name": probe["name"], "probe": probe, "skipped": True})
             continue
-        spec = base_spec(args, model, size, optimizer, data)
-        spec.update(epochs=args.probe_epochs, protocol=probe.get("protocol", "full"))
-        for key, value in probe.items():
-            if key == "jit":
-                spec["jit_compile"], spec["force_jit"] = (True, True) if value else (None, False)
-            elif key != "name":
-                spec[key] = value
-        job = Job(f"probe_{probe['name']}", spec, args.work / "logs")
-        run_jobs([job], 1, min(deadline, time.perf_counter() + args.probe_max_s), env)
-        progress = job.progress()
+        options = {k: v for k, v in probe.items() if k not in ("name", "backend")}
+        spec = run_spec(args, data, model, size, optimizer, epochs=args.probe_epochs, protocol="full", **options)
+        if spec.get("task") == "input":  # a hand-written fit, base frozen, fed by loader=cache or decode
+            spec.update(archive=data["archive"], manifest=data["manifest"], decode_workers=args.decode_workers)
+        job = Job(f"probe_{probe['name']}", spec, probe.get("backend", args.fast_backend), args.work / "logs")
+        run_jobs([job], min(deadline, time.perf_counter() + args.probe_max_s), env)
+        progress = job.progress(steps)
         progress["probe"] = probe
+        progress["gpu_busy_pct"] = gpu_busy(out, progress["window"])
         results.append(progress)
         log(f"  probe {probe['name']}: steady {fmt(progress.get('steady_epoch_s'))} s/epoch, first "
-            f"{fmt(progress.get('first_epoch_s'))} s, {fmt(progress.get('images_per_s'))} img/s"
-            + (f" ERROR {progress.get('error')}" if progress.get("error") else ""))
+            f"{fmt(progress.get('first_epoch_s'))} s, {fmt(progress.get('ms_per_step'), '.0f')} ms/step, "
+            f"GPU {fmt(progress.get('gpu_busy_pct'), '.0f')}%" + (f" ERROR {progress.get('error')}" * bool(progress.get("error"))))
     return results
 
 
@@ -293,70 +356,75 @@ def fmt(value, spec=".2f"):
     return "n/a" if value is None else f"{value:{spec}}"
 
 
-def options_of(args) -> dict:
-    return {"parallel": args.parallel, "precision": args.precision, "jit": args.jit,
-            "compile_mode": args.compile_mode, "trainer": args.trainer, "protocol": args.protocol,
-            "deterministic": args.deterministic, "epochs": args.epochs, "batch": args.batch,
-            "train_images": args.train_images, "val_images": args.val_images}
+def runs_table(stage: dict) -> list[str]:
+    header = ("run", "epochs", "first s", "compile s", "s/epoch", "ms/step", "fixed s/ep", "backup s/ep",
+              "img/s", "process s", "projected s", "loss", "acc")
+    rows = [header]
+    for r in stage["runs"]:
+        backup = (r.get("breakdown") or {}).get("per_callback_on_epoch_end", {}).get("AsyncBackup")
+        rows.append((
+            r["name"] + (" (cut off)" if r.get("killed") else " FAILED" if not r["ok"] else ""),
+            str(r["epochs_done"]), fmt(r.get("first_epoch_s"), ".1f"), fmt(r.get("compile_s"), ".1f"),
+            fmt(r.get("steady_epoch_s")), fmt(r.get("ms_per_step"), ".0f"), fmt(r.get("fixed_s_per_epoch")),
+            fmt(backup, ".3f"), fmt(r.get("images_per_s"), ".1f"), fmt(r.get("process_wall_s"), ".0f"),
+            fmt(r.get("projected_run_s"), ".0f"), fmt(r.get("last_loss"), ".3f"), fmt(r.get("last_accuracy"), ".3f"),
+        ))
+    return table_lines(rows)
 
 
 def report(results: dict) -> str:
-    lines = [f"GPU paper grid  {results.get('device', '')}  {results.get('date', '')}"]
-    grid = results.get("grid")
+    o = results["options"]
+    device = results.get("device") or {}
+    lines = [f"GPU paper grid  {', '.join(device.get('gpus') or []) or 'no GPU'}, {device.get('cpu', '')}, "
+             f"{results['nproc']} CPUs  {results['date']}",
+             f"{o['train_images']}+{o['val_images']} real photos, batch {o['batch']}, lr {o['lr']}, "
+             f"protocol {o['protocol']}, fast backend {o['fast_backend']}, baseline {o['baseline_backend']}"]
+    grid, side = results.get("grid"), results.get("side_by_side")
     if grid:
-        o = grid["options"]
-        lines.append(
-            f"grid: {len(grid['runs'])} runs, {o['parallel']} at a time, {o['epochs']} epochs, "
-            f"{o['train_images']}+{o['val_images']} images, batch {o['batch']}, {o['precision']}, "
-            f"jit={o['jit']}, trainer={o['trainer']}, protocol={o['protocol']}, deterministic={o['deterministic']}"
-        )
-        header = ("run", "epochs", "first s", "s/epoch", "frozen", "fine_tune", "backup s/ep", "img/s",
-                  "process s", "projected s", "GPU GB", "loss", "acc")
-        rows = [header]
-        for r in grid["runs"]:
-            phases = r.get("steady_epoch_s_by_phase", {})
-            backup = (r.get("breakdown") or {}).get("per_callback_on_epoch_end", {}).get("EpochBackup")
-            rows.append((
-                r["name"] + (" (cut off)" if r.get("killed") else ""), f"{r['epochs_done']}",
-                fmt(r.get("first_epoch_s"), ".1f"), fmt(r.get("steady_epoch_s")),
-                fmt(phases.get("frozen")), fmt(phases.get("fine_tune", phases.get("full"))), fmt(backup),
-                fmt(r.get("images_per_s"), ".1f"), fmt(r.get("process_wall_s"), ".0f"),
-                fmt(r.get("projected_run_s"), ".0f"), fmt((r.get("device") or {}).get("max_memory_gb"), ".1f"),
-                fmt(r.get("last_loss"), ".3f"), fmt(r.get("last_accuracy"), ".3f"),
-            ))
-        lines += table_lines(rows)
-        goal = grid["wall_s"] < 300 and grid["complete"]
-        lines.append(
-            f"grid wall time {grid['wall_s']:.0f} s ({'complete' if grid['complete'] else 'CUT OFF by the budget'}); "
-            f"projected {fmt(grid.get('projected_wall_s'), '.0f')} s; all runs together "
-            f"{fmt(grid.get('total_images_per_s'), '.0f')} train img/s; goal < 300 s: {'met' if goal else 'NOT met'}"
-        )
-    inp = results.get("input")
-    if inp:
-        c, d = inp["runs"]["cache"], inp["runs"]["decode"]
-        lines.append(
-            f"input path ({inp['spec']['model']} {inp['spec']['size']} px, base frozen): cache "
-            f"{fmt(c[0].get('images_per_s') if c else None, '.0f')} img/s, decode every epoch "
-            f"{fmt(d[0].get('images_per_s') if d else None, '.0f')} img/s, ratio "
-            f"{fmt(inp.get('ratio_cache_over_decode'))}x (goal >= 2x)"
-        )
+        lines.append(f"grid on {o['fast_backend']} ({grid['options']}), {len(grid['runs'])} runs side by side:")
+        lines += runs_table(grid)
+        goal = grid["complete"] and grid["wall_s"] < 300
+        lines.append(f"grid wall time {grid['wall_s']:.0f} s ({'complete' if grid['complete'] else 'CUT OFF'}), "
+                     f"GPU busy {fmt(grid['gpu_busy_pct'], '.0f')}%, all runs together "
+                     f"{fmt(grid['total_images_per_s'], '.1f')} img/s; goal < 300 s: {'met' if goal else 'NOT met'}")
+    if side:
+        lines.append(f"baseline on {o['baseline_backend']}, {len(side['runs'])} runs side by side for "
+                     f"{side['options']['epochs']} epochs:")
+        lines += runs_table(side)
+        lines.append(f"baseline GPU busy {fmt(side['gpu_busy_pct'], '.0f')}%; projected grid wall time "
+                     f"{fmt(side.get('projected_grid_s'), '.0f')} s")
+        if grid and grid["complete"] and side.get("projected_grid_s"):
+            lines.append(f"grid speed-up {o['fast_backend']} vs {o['baseline_backend']}: "
+                         f"{side['projected_grid_s'] / grid['wall_s']:.2f}x (projected baseline / measured)")
     probes = results.get("probes")
     if probes:
-        lines.append(f"probes: one process each, {results.get('probe_run')}, protocol full (all layers train)")
-        rows = [("probe", "options", "epochs", "first s", "s/epoch", "train steps s", "backup s/ep", "img/s", "note")]
+        lines.append(f"probes, one process alone each: {results['probe_run']}, protocol full, "
+                     f"{o['probe_epochs']} epochs (the first one apart)")
+        base = next((p for p in probes if p["probe"]["name"] == "baseline_eager" and p.get("images_per_s")), None)
+        rows = [("probe", "backend", "options", "epochs", "first s", "compile s", "s/epoch", "ms/step",
+                 "fixed s/ep", "GPU %", "img/s", "vs baseline", "note")]
         for p in probes:
-            b = p.get("breakdown") or {}
             note = "skipped: no time left" if p.get("skipped") else (
                 p.get("error") or ("stopped at its time limit" if p.get("killed") else ""))
-            options = ",".join(f"{k}={v}" for k, v in (p.get("probe") or {}).items() if k != "name")
-            rows.append((p["name"], options, str(p.get("epochs_done", "-")), fmt(p.get("first_epoch_s"), ".1f"),
-                         fmt(p.get("steady_epoch_s")), fmt(b.get("train_steps")),
-                         fmt(b.get("per_callback_on_epoch_end", {}).get("EpochBackup")),
-                         fmt(p.get("images_per_s"), ".1f"), note[:70]))
+            options = ",".join(f"{k}={v}" for k, v in p["probe"].items() if k not in ("name", "backend"))
+            same_task = p["probe"].get("task", "train") == "train"  # the input probes train the head alone
+            ratio = p["images_per_s"] / base["images_per_s"] if base and same_task and p.get("images_per_s") else None
+            rows.append((p["name"], p.get("backend", ""), options, str(p.get("epochs_done", "-")),
+                         fmt(p.get("first_epoch_s"), ".1f"), fmt(p.get("compile_s"), ".1f"),
+                         fmt(p.get("steady_epoch_s")), fmt(p.get("ms_per_step"), ".0f"),
+                         fmt(p.get("fixed_s_per_epoch")), fmt(p.get("gpu_busy_pct"), ".0f"),
+                         fmt(p.get("images_per_s"), ".1f"), fmt(ratio, ".2f"), note[:60]))
         lines += table_lines(rows)
+        speed = {p["probe"]["name"]: p.get("images_per_s") for p in probes}
+        if speed.get("input_cache") and speed.get("input_decode"):
+            lines.append(f"input path: cache {speed['input_cache']:.0f} img/s, decoding every epoch "
+                         f"{speed['input_decode']:.0f} img/s: {speed['input_cache'] / speed['input_decode']:.2f}x (goal >= 2x)")
+    res = results.get("results")
+    if res:
+        lines.append(f"results stage: {res.get('error') or str(res['runs']) + ' runs -> ' + ', '.join(res['files'])}")
     prep = results.get("prepare")
     if prep:
-        lines.append(f"prepare: JPEGs {prep['jpeg_s']:.1f} s, caches {prep['cache_build_s']}")
+        lines.append(f"prepare: pick {prep['pick_s']:.1f} s, caches {prep['cache_build_s']}")
     lines.append(f"total wall time {results.get('total_s', 0):.0f} s")
     return "\n".join(lines)
 
@@ -395,11 +463,15 @@ def probe_list(text: str) -> list[dict]:
     return probes
 
 
+# In order of importance: a probe the budget cannot hold is skipped. backend=baseline/fast: the flags'.
 DEFAULT_PROBES = (
-    "eager_fp32:trainer=workflow;"
-    "minimal_fp32:trainer=minimal;"
-    "eager_bf16:precision=mixed_bfloat16;"
-    "jit_fp32:jit=true"
+    "baseline_eager:backend=baseline;"
+    "fast:steps_per_execution=1;"
+    "fast_spe10:steps_per_execution=10;"
+    "fast_bf16:steps_per_execution=10,precision=mixed_bfloat16;"
+    "input_cache:task=input,loader=cache;"
+    "input_decode:task=input,loader=decode;"
+    "fast_spe50:steps_per_execution=50"
 )
 
 
@@ -407,86 +479,87 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=os.environ.get("OUT", "gpu_out"), help="where results.json/.txt go")
     parser.add_argument("--work", default="/tmp/cnn_gpu", help="scratch folder (data, run folders, logs)")
-    parser.add_argument("--budget-s", type=float, default=440, help="the whole script stops itself by then")
-    parser.add_argument("--stages", default="prepare,input,grid,probes")
+    parser.add_argument("--budget-s", type=float, default=540, help="the whole script stops itself by then")
+    parser.add_argument("--stages", default="prepare,grid,results,side_by_side,probes")
+    parser.add_argument("--archive", type=Path, default=CARRIED_ARCHIVE if CARRIED_ARCHIVE.exists() else MINI_ARCHIVE)
+    parser.add_argument("--n-train", type=int, default=250, help="training photos per class")
+    parser.add_argument("--n-val", type=int, default=50, help="validation photos per class")
     parser.add_argument("--models", type=model_list, default=model_list("resnet50:224,inceptionv3:299"))
     parser.add_argument("--optimizers", type=lambda s: s.split(","), default=["sgd", "adam", "rmsprop"])
+    parser.add_argument("--lr", type=float, default=0.001)
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--batch", type=int, default=10)
-    parser.add_argument("--train-images", type=int, default=500)
-    parser.add_argument("--val-images", type=int, default=100)
-    parser.add_argument("--photo-width", type=int, default=400)
-    parser.add_argument("--photo-height", type=int, default=350)
-    parser.add_argument("--parallel", type=int, default=6, help="grid processes at once on the GPU")
-    parser.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16", "mixed_float16"])
-    parser.add_argument("--jit", action="store_true", help="compile(jit_compile=True): torch.compile of the steps")
-    parser.add_argument("--compile-mode", default=None, help="torch.compile mode with --jit (e.g. max-autotune-no-cudagraphs)")
-    parser.add_argument("--trainer", default="workflow", choices=["workflow", "minimal"])
     parser.add_argument("--protocol", default="config", help="config (the paper's fine_tune), full or transfer")
-    parser.add_argument("--deterministic", default="config", choices=["config", "true", "false"])
+    parser.add_argument("--fast-backend", default="jax")
+    parser.add_argument("--baseline-backend", default="torch")
+    parser.add_argument("--grid-steps-per-execution", type=int, default=10)
+    parser.add_argument("--grid-precision", default="float32", choices=["float32", "mixed_bfloat16"])
+    parser.add_argument("--grid-budget-s", type=float, default=300, help="at most this for the grid (the goal: 300)")
+    parser.add_argument("--side-epochs", type=int, default=3, help="epochs of the baseline's side-by-side runs")
+    parser.add_argument("--side-budget-s", type=float, default=80)
     parser.add_argument("--threads", type=int, default=2, help="CPU threads per process (the train rule's threads)")
-    parser.add_argument("--grid-budget-s", type=float, default=280, help="at most this for the grid (the goal: 300)")
-    parser.add_argument("--input-model", type=lambda s: model_list(s)[0], default=("resnet50", 224))
-    parser.add_argument("--input-epochs", type=int, default=3)
-    parser.add_argument("--input-repeats", type=int, default=1)
-    parser.add_argument("--input-budget-s", type=float, default=70)
-    parser.add_argument("--decode-workers", type=int, default=1)
     parser.add_argument("--probes", type=probe_list, default=probe_list(DEFAULT_PROBES),
                         help=f"'name:key=value,...;...' (default {DEFAULT_PROBES!r})")
     parser.add_argument("--probe-run", type=lambda s: (s.split(":")[0], int(s.split(":")[1]), s.split(":")[2]),
                         default=("resnet50", 224, "adam"), help="model:size:optimizer of the probes")
-    parser.add_argument("--probe-epochs", type=int, default=4)
+    parser.add_argument("--probe-epochs", type=int, default=3)
     parser.add_argument("--probe-min-s", type=float, default=25, help="skip a probe with less time left")
     parser.add_argument("--probe-max-s", type=float, default=60, help="stop a probe after this")
+    parser.add_argument("--decode-workers", type=int, default=1)
     parser.add_argument("--reserve-s", type=float, default=10, help="kept back at the end for the report")
     args = parser.parse_args()
-    args.work = Path(args.work)
-    out = Path(args.out)
+    args.work, out = Path(args.work), Path(args.out)
     (args.work / "logs").mkdir(parents=True, exist_ok=True)
     if args.protocol == "config":
         args.protocol = common.workflow_config({})["training"]["protocol"]["mode"]
+    for probe in args.probes:
+        if probe.get("backend") in ("baseline", "fast"):
+            probe["backend"] = args.baseline_backend if probe["backend"] == "baseline" else args.fast_backend
     stages = args.stages.split(",")
-
-    env = dict(os.environ, KERAS_BACKEND=os.environ.get("KERAS_BACKEND", "torch"), PYTHONUNBUFFERED="1")
-    results: dict = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "argv": sys.argv, "options": options_of(args),
-                     "machine": common.cpu_description(), "budget_s": args.budget_s}
+    # Several JAX processes share the GPU: none may take 75% of its memory up front (JAX's default).
+    env = dict(os.environ, PYTHONUNBUFFERED="1", XLA_PYTHON_CLIENT_PREALLOCATE="false")
+    results: dict = {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"), "argv": sys.argv, "budget_s": args.budget_s, "nproc": os.cpu_count(),
+        "options": {k: v for k, v in vars(args).items() if k not in ("work", "probes", "archive")}
+        | {"archive": str(args.archive), "train_images": 2 * args.n_train, "val_images": 2 * args.n_val},
+    }
     log(f"stages {stages}; budget {args.budget_s:.0f} s")
     save(results, out)
     try:
         data = None
         if "prepare" in stages:
             log("prepare")
-            results["prepare"] = data = stage_prepare(args, args.work)
+            results["prepare"] = data = stage_prepare(args)
             save(results, out)
-        # Only now: CUDA is not initialised in this process before prepare's worker processes fork.
-        try:
-            import torch
-
-            results["device"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA device"
-            results["torch"] = torch.__version__
-        except Exception as error:  # noqa: BLE001
-            results["device"] = f"torch unavailable: {error}"
-        log(f"device {results['device']}")
-        if data and "input" in stages:
-            budget = min(args.input_budget_s, left(args) - args.reserve_s)
-            if budget > 30:
-                log(f"input path (budget {budget:.0f} s)")
-                results["input"] = stage_input(args, data, env, budget)
-                save(results, out)
         if data and "grid" in stages:
-            reserve = args.reserve_s + (args.probe_min_s if "probes" in stages and args.probes else 0)
+            reserve = args.reserve_s + (args.side_budget_s if "side_by_side" in stages else 0)
             budget = min(args.grid_budget_s, left(args) - reserve)
             if budget > 30:
                 log(f"grid (budget {budget:.0f} s)")
-                results["grid"] = stage_grid(args, data, env, budget)
+                results["grid"] = stage_grid(args, data, env, budget, out)
+                save(results, out)
+        if results.get("grid") and "results" in stages:
+            log("results stage")
+            try:
+                results["results"] = stage_results(args, results["grid"], out)
+            except Exception as error:  # noqa: BLE001 - report it, measure the rest
+                results["results"] = {"error": f"{type(error).__name__}: {error}"}
+            save(results, out)
+        if data and "side_by_side" in stages:
+            budget = min(args.side_budget_s, left(args) - args.reserve_s)
+            if budget > 30:
+                log(f"baseline side by side (budget {budget:.0f} s)")
+                results["side_by_side"] = stage_side_by_side(args, data, env, budget, out)
                 save(results, out)
         results["probe_run"] = ":".join(map(str, args.probe_run))
         if data and "probes" in stages and args.probes:
             budget = left(args) - args.reserve_s
             log(f"probes (budget {budget:.0f} s)")
-            results["probes"] = stage_probes(args, data, env, budget)
+            results["probes"] = stage_probes(args, data, env, budget, out)
             save(results, out)
     finally:
+        runs = [*(results.get("grid") or {}).get("runs", []), *(results.get("probes") or [])]
+        results["device"] = next((r["device"] for r in runs if r.get("device")), None)  # cnn_study.backend's names
         save(results, out)
         print(report(results), flush=True)
 

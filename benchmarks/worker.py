@@ -32,25 +32,10 @@ def import_keras(spec: dict):
     backend = os.environ.get("KERAS_BACKEND", "tensorflow")
     if backend == "tensorflow":
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        import tensorflow  # noqa: F401
-    elif backend == "torch":
-        import torch  # noqa: F401
     import keras
 
-    if spec.get("precision", "float32") != "float32":
-        keras.config.set_dtype_policy(spec["precision"])
-    if spec.get("jit_compile") is True and spec.get("force_jit"):
-        # RandomRotation and RandomZoom declare supports_jit = False (an XLA limit), and Keras then
-        # ignores jit_compile=True for the whole model; torch.compile handles them (graph breaks).
-        from keras.src.trainers import trainer as keras_trainer
-
-        keras_trainer.model_supports_jit = lambda model: True
-    if spec.get("compile_mode") and backend == "torch":
-        import functools
-
-        import torch
-
-        torch.compile = functools.partial(torch.compile, mode=spec["compile_mode"])
+    if spec.get("trainer") != "workflow" and spec.get("precision", "float32") != "float32":
+        keras.config.set_dtype_policy(spec["precision"])  # the workflow's train_run sets it from its settings
     return keras
 
 
@@ -71,15 +56,15 @@ def set_minimal_threads(spec: dict) -> None:
 
 
 def device_info() -> dict:
+    """The workflow's own device names (cnn_study.backend), the backend, and the GPU memory peak on torch."""
+    from cnn_study.backend import device_names
+
     backend = os.environ.get("KERAS_BACKEND", "tensorflow")
-    info = {"backend": backend, "tensorflow_imported": "tensorflow" in sys.modules}
+    info = {"backend": backend, "tensorflow_imported": "tensorflow" in sys.modules, **device_names()}
     if backend == "torch":
         import torch
 
-        info["torch"] = torch.__version__
-        info["cuda"] = torch.cuda.is_available()
         if torch.cuda.is_available():
-            info["gpu"] = torch.cuda.get_device_name(0)
             info["max_memory_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
     return info
 
@@ -87,8 +72,11 @@ def device_info() -> dict:
 def workflow_train(spec: dict, keras, timeline) -> dict:
     from cnn_study.training import train_run
 
-    training = {"epochs": spec["epochs"], "batch_size": spec["batch"], "protocol": {"mode": spec.get("protocol", "full")}}
-    for key in ("deterministic", "jit_compile"):
+    training = {
+        "epochs": spec["epochs"], "batch_size": spec["batch"], "protocol": {"mode": spec.get("protocol", "full")},
+        "backend": os.environ.get("KERAS_BACKEND", "tensorflow"),
+    }
+    for key in ("deterministic", "jit_compile", "steps_per_execution", "precision"):
         if spec.get(key) is not None:
             training[key] = spec[key]
     if spec.get("augmentation") is False:
@@ -98,7 +86,7 @@ def workflow_train(spec: dict, keras, timeline) -> dict:
         "training": training,
     }
     settings = common.workflow_settings(overrides, spec["model"], spec["optimizer"], str(spec["lr"]), spec["seed"])
-    run_dir = os.path.join(spec["workdir"], f"run_{os.getpid()}")
+    run_dir = spec.get("run_dir") or os.path.join(spec["workdir"], f"run_{os.getpid()}")
     os.makedirs(run_dir, exist_ok=True)
     started = time.perf_counter()
     history = train_run(
@@ -114,8 +102,7 @@ def workflow_train(spec: dict, keras, timeline) -> dict:
     )
     exits = [w for ev, _, w, _ in timeline.events if ev == "fit_exit"]
     return {
-        "settings_deterministic": settings["deterministic"],
-        "settings_jit_compile": settings["jit_compile"],
+        "settings": settings,
         "train_run_s": time.perf_counter() - started,
         "after_last_fit_s": time.perf_counter() - exits[-1] if exits else None,
         # train_run's own train-only images/s (first batch to last batch), from its history.csv
@@ -155,21 +142,23 @@ def minimal_train(spec: dict, keras, timeline) -> dict:
 
 class DecodingDataset:
     """The naive loader: every batch decodes its JPEGs from the archive and resizes them (PIL
-    bilinear, the cache's resize), every epoch, in the training process."""
+    bilinear: the cache's resize_rgb), every epoch, in the training process."""
 
     @staticmethod
     def make(keras, archive: str, rows: list[dict], size: int, batch: int, shuffle: bool, seed: int, workers: int):
         import zipfile
 
+        from cnn_study.image_cache import resize_rgb
         from cnn_study.screening import decode_rgb
-        from PIL import Image
+
+        classes = common.classes()
 
         class Decoding(keras.utils.PyDataset):
             def __init__(self):
                 super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=10)
                 self.zip = zipfile.ZipFile(archive)
                 self.files = [r["file"] for r in rows]
-                self.labels = np.array([common.CLASSES.index(r["label"]) for r in rows])
+                self.labels = np.array([classes.index(r["label"]) for r in rows])
                 self.order = np.arange(len(rows))
                 self.rng = np.random.default_rng(seed)
                 self.epoch_shuffle()
@@ -186,8 +175,8 @@ class DecodingDataset:
                 images = np.empty((len(picked), size, size, 3), dtype=np.uint8)
                 for slot, item in enumerate(picked):
                     data = self.zip.read(self.files[item])  # one shared handle: fine for workers=1
-                    images[slot] = np.asarray(decode_rgb(data).resize((size, size), Image.Resampling.BILINEAR))
-                return images, keras.utils.to_categorical(self.labels[picked], 2)
+                    images[slot] = resize_rgb(decode_rgb(data), size)
+                return images, keras.utils.to_categorical(self.labels[picked], len(classes))
 
             def on_epoch_end(self):
                 self.epoch_shuffle()
@@ -221,7 +210,7 @@ def input_train(spec: dict, keras, timeline) -> dict:
         model.fit(train, validation_data=val, **fit)
     elif loader == "tfdata":
         options = dict(label_mode="categorical", image_size=(size, size), batch_size=batch,
-                       interpolation="bilinear", class_names=common.CLASSES)
+                       interpolation="bilinear", class_names=common.classes())
         train = keras.utils.image_dataset_from_directory(os.path.join(spec["folders"], "train"), shuffle=True,
                                                          seed=spec["seed"], **options)
         val = keras.utils.image_dataset_from_directory(os.path.join(spec["folders"], "val"), shuffle=False,

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,9 @@ from cnn_study.training import (
     epoch_order,
     keep_history_rows,
     phase_plan,
+    phase_spans,
     prepare_resume_dir,
+    steps_per_execution_for,
     write_history,
 )
 
@@ -56,6 +59,8 @@ def make_settings(model="alexnet", size=67, mode="fine_tune", epochs=4, warmup=1
         "augmentation": {"enabled": True, "flip": "horizontal", "rotation": 0.1, "zoom": 0.1},
         "deterministic": True,
         "jit_compile": False,
+        "steps_per_execution": 1,
+        "precision": "float32",
         "classes": ["cat", "dog"],
     }
     settings.update(overrides)
@@ -188,6 +193,41 @@ def test_epoch_order_depends_only_on_seed_and_epoch():
     assert not np.array_equal(order, epoch_order(4, 5, 10))
 
 
+def test_phase_spans_are_one_fit_call_per_phase_from_the_resume_epoch():
+    phases = ["frozen", "frozen", "fine_tune", "fine_tune", "fine_tune"]
+    assert phase_spans(phases, 0) == [(0, 2), (2, 5)]
+    assert phase_spans(phases, 1) == [(1, 2), (2, 5)]
+    assert phase_spans(phases, 3) == [(3, 5)]
+    assert phase_spans(phases, 5) == []
+    assert phase_spans(["full"] * 3, 0) == [(0, 3)]
+
+
+def test_steps_per_execution_never_crosses_an_epoch_end():
+    assert steps_per_execution_for(1, 50) == 1
+    assert steps_per_execution_for(10, 50) == 10
+    assert steps_per_execution_for(50, 50) == 50
+    assert steps_per_execution_for(20, 50) == 10  # 20 does not divide 50
+    assert steps_per_execution_for(10, 2) == 2  # more than an epoch's steps
+    assert steps_per_execution_for(4, 7) == 1
+
+
+def test_epoch_batches_are_a_pure_function_of_the_batch_index():
+    """Batch i of the endless stream is batch i % steps of epoch first + i // steps in that epoch's order,
+    whatever was asked before (tf.data prefetches across an epoch's end)."""
+    from cnn_study.training_callbacks import EpochBatches
+
+    x, y = np.arange(10)[:, None] * np.ones((1, 3)), np.arange(10)
+    batches = EpochBatches(x, y, batch_size=4, seed=3, first_epoch=2)
+    assert batches.steps == 3 and batches.num_batches is None
+    late = batches[4]  # epoch 3, step 1, asked first
+    epoch2 = np.concatenate([batches[i][1] for i in range(3)])
+    np.testing.assert_array_equal(epoch2, epoch_order(3, 2, 10))
+    np.testing.assert_array_equal(batches[4][1], late[1])
+    np.testing.assert_array_equal(late[1], epoch_order(3, 3, 10)[4:8])
+    np.testing.assert_array_equal(batches[5][1], epoch_order(3, 3, 10)[8:])
+    np.testing.assert_array_equal(batches[1][0][:, 0], batches[1][1])  # images and labels stay paired
+
+
 def test_history_rows_beyond_backup_are_dropped_and_epochs_made_one_based(tmp_path):
     partial = tmp_path / "partial.csv"
     rows = pd.DataFrame({column: [0.5, 0.25, 0.125] for column in HISTORY_COLUMNS})
@@ -283,6 +323,48 @@ def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path, alexnet_data, r
     reference.finish()
     pd.testing.assert_frame_equal(untimed(history), untimed(reference.history()), check_exact=True)
     assert_same_weights(run / "model.keras", reference.run_dir / "model.keras")
+
+
+@pytest.mark.slow
+def test_steps_per_execution_keeps_history_callbacks_and_resume(tmp_path):
+    """steps_per_execution 4 on 8 steps per epoch (two device calls an epoch), killed after epoch 1 and
+    resumed: the history equals an uninterrupted run with one step per call, bit for bit, and every
+    epoch gets its row, phase, progress line and backup."""
+    data = make_data(tmp_path / "cache", 67, train=16, val=4)
+    plain = make_settings(epochs=3, batch_size=2)
+    reference = Job(tmp_path / "reference", plain, data)
+    run = tmp_path / "run"
+    settings = make_settings(epochs=3, batch_size=2, steps_per_execution=4)
+    assert Job(run, settings, data, attempt=1).kill_after_backup(1) == 1
+    resumed = Job(run, settings, data, attempt=2).finish()
+    log = resumed.text()
+    assert "resuming at epoch 2 of 3" in log and "entering phase fine_tune" in log
+    assert [int(n) for n in re.findall(r"^Epoch (\d+)/3$", log, re.M)] == [2, 3]
+    assert len(re.findall(r"^8/8 - .*loss: .* - val_accuracy: ", log, re.M)) == 2
+    assert "lowered" not in log
+    history = resumed.history()
+    assert history["phase"].tolist() == ["frozen", "fine_tune", "fine_tune"]
+    assert resumed.provenance()["settings"]["steps_per_execution"] == 4
+    with zipfile.ZipFile(run / "model.keras") as archive:  # what compile() was given
+        assert json.loads(archive.read("config.json"))["compile_config"]["steps_per_execution"] == 4
+    reference.finish()
+    pd.testing.assert_frame_equal(untimed(history), untimed(reference.history()), check_exact=True)
+
+
+@pytest.mark.slow
+def test_mixed_bfloat16_trains(tmp_path, alexnet_data):
+    """precision mixed_bfloat16: layers compute in bfloat16, the softmax output stays float32, the loss is finite."""
+    job = Job(tmp_path / "run", make_settings(epochs=2, precision="mixed_bfloat16"), alexnet_data).finish()
+    history = job.history()
+    assert history["phase"].tolist() == ["frozen", "fine_tune"] and np.isfinite(history["loss"]).all()
+    import keras
+
+    import cnn_study.models  # noqa: F401
+
+    model = keras.saving.load_model(job.run_dir / "model.keras")
+    assert model.get_layer("head_bn").dtype_policy.name == "mixed_bfloat16"
+    assert model.get_layer("predictions").dtype_policy.name == "float32"
+    assert job.provenance()["settings"]["precision"] == "mixed_bfloat16"
 
 
 @pytest.mark.slow

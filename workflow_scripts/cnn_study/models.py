@@ -117,7 +117,8 @@ def build_model(settings: dict, weights_file: str | None = None) -> tuple[keras.
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     x = layers.BatchNormalization(name="head_bn")(x)
     x = layers.Dropout(settings["head"]["dropout"], seed=seed + 3, name="head_dropout")(x)
-    outputs = layers.Dense(len(settings["classes"]), activation="softmax", name="predictions")(x)
+    # float32 softmax also under a mixed precision policy (numerically safe probabilities and loss)
+    outputs = layers.Dense(len(settings["classes"]), activation="softmax", dtype="float32", name="predictions")(x)
     return keras.Model(inputs, outputs, name=f"{settings['model']}_classifier"), base
 
 

@@ -139,5 +139,7 @@ def run_settings(config: dict, model: str, optimizer: str, lr: str, seed: str | 
         "augmentation": dict(training["augmentation"]),
         "deterministic": training["deterministic"],
         "jit_compile": training["jit_compile"],
+        "steps_per_execution": training["steps_per_execution"],
+        "precision": training["precision"],
         "classes": list(config["dataset"]["classes"]),
     }

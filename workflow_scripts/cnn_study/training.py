@@ -1,13 +1,15 @@
 """One training run: build, train phase by phase with per-epoch backups, write history, model and provenance.
 
-Each epoch is one ``fit`` call on the training set in an order drawn from (seed, epoch), and the
-random layers (augmentation, dropout) are re-seeded from (seed, epoch) before it. An epoch's data
-order and random draws therefore do not depend on how many epochs ran before in this process, and a
-run resumed from its BackupAndRestore state (weights and optimizer state) continues exactly as an
-uninterrupted run would: its history is bit-identical, timing columns aside.
+Each phase (frozen warm-up, fine-tuning) is one ``fit`` call. The training set is fed in an order
+drawn from (seed, epoch), and the random layers (augmentation, dropout) are re-seeded from
+(seed, epoch) at each epoch's start. An epoch's data order and random draws therefore do not depend
+on how many epochs ran before in this process, and a run resumed from its backup (weights and
+optimizer state) continues exactly as an uninterrupted run would: its history is bit-identical,
+timing columns aside.
 
-The backup is written so that a kill at any instant leaves a usable state: each epoch's weights go
-to a new file, and the small metadata file naming it (the commit point) is replaced atomically.
+The backup is written after every epoch by a background thread, so that a kill at any instant leaves
+a usable state: each epoch's state goes to a new file, and the small metadata file naming it (the
+commit point) is replaced atomically once that file is complete (cnn_study.training_callbacks).
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import json
 import logging
 import os
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +47,14 @@ def phase_plan(protocol: dict, epochs: int) -> list[str]:
 
 
 def epoch_order(seed: int, epoch: int, count: int) -> np.ndarray:
+    """The training set's order in one epoch: a function of (seed, epoch) alone."""
     return np.random.default_rng([seed, epoch]).permutation(count)
+
+
+def steps_per_execution_for(requested: int, steps: int) -> int:
+    """The largest divisor of an epoch's steps that is at most `requested`: an execution (several
+    steps in one device call) then never crosses an epoch's end, where validation and the backup run."""
+    return max(d for d in range(1, min(requested, steps) + 1) if steps % d == 0)
 
 
 BACKUP_METADATA = "training_metadata.json"
@@ -77,11 +85,6 @@ def write_atomic(path: Path, text: str) -> None:
     partial.replace(path)
 
 
-def fsync_file(path: Path) -> None:
-    with open(path, "rb") as handle:
-        os.fsync(handle.fileno())
-
-
 def reseed_random_layers(model, seed: int, epoch: int) -> None:
     """Set every random layer's generator (augmentation, dropout) to a state drawn from (seed, epoch, layer),
     so an epoch's random draws do not depend on the epochs run before it in this process."""
@@ -89,6 +92,17 @@ def reseed_random_layers(model, seed: int, epoch: int) -> None:
     for index, state in enumerate(states):
         value = int(np.random.default_rng([seed, epoch, index]).integers(1, 2**31 - 1))
         state.assign(np.array([value, 0], dtype=state.dtype))
+
+
+def phase_spans(phases: list[str], start: int) -> list[tuple[int, int]]:
+    """[first, end) epoch ranges of equal phase from epoch `start` on: one fit call each."""
+    spans = []
+    for epoch in range(start, len(phases)):
+        if spans and phases[epoch] == phases[spans[-1][0]]:
+            spans[-1] = (spans[-1][0], epoch + 1)
+        else:
+            spans.append((epoch, epoch + 1))
+    return spans
 
 
 def prepare_resume_dir(resume_dir: Path, settings: dict) -> None:
@@ -123,79 +137,6 @@ def write_history(partial_history: Path, history_path: Path) -> pd.DataFrame:
     return rows
 
 
-def make_callbacks(keras, phases: list[str], train_images: int, partial_history: Path, backup_dir: Path):
-    class EpochStats(keras.callbacks.Callback):
-        """Adds phase, learning rate and timing to the epoch's logs, before CSVLogger writes them."""
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.started = self.last_batch = time.perf_counter()
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.last_batch = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            logs["phase"] = phases[epoch]
-            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-            logs["epoch_seconds"] = time.perf_counter() - self.started
-            logs["images_per_second"] = train_images / max(self.last_batch - self.started, 1e-9)
-
-    class EpochProgress(keras.callbacks.ProgbarLogger):
-        """Keras' progress bar, numbering epochs across the one-epoch fit calls."""
-
-        def set_params(self, params):
-            super().set_params(params)
-            self.epochs = len(phases)
-
-    class EpochBackup(keras.callbacks.BackupAndRestore):
-        """BackupAndRestore for one fit call per epoch: saves after every epoch, restores once when asked,
-        keeps the backup until the run is complete.
-
-        Keras' own save writes the weights in place and then the metadata, so a kill in between leaves
-        weights one epoch ahead of the metadata (or a half-written file). Here each epoch's weights go
-        to a new file and the metadata naming it is replaced atomically afterwards: whatever instant the
-        kill lands on, the metadata names a complete file of the epoch it states. Keras' restore also
-        sets ``model._initial_epoch``, which every later ``fit`` call would start from; it is not used."""
-
-        def __init__(self, directory):
-            super().__init__(str(directory), delete_checkpoint=False)
-
-        def on_train_begin(self, logs=None):
-            pass  # restore() does it once, before the first fit
-
-        def on_train_end(self, logs=None):
-            pass  # train_run removes the resume folder once the run is complete
-
-        def _save_model(self):
-            directory = Path(self.backup_dir)
-            directory.mkdir(parents=True, exist_ok=True)
-            weights = directory / f"epoch-{self._current_epoch:04d}.weights.h5"
-            self.model.save_weights(str(weights), overwrite=True)
-            fsync_file(weights)
-            record = {"epoch": self._current_epoch, "batch": 0, "weights": weights.name}
-            write_atomic(directory / BACKUP_METADATA, json.dumps(record))
-            for stale in directory.glob("*.weights.h5"):
-                if stale != weights:
-                    stale.unlink()
-
-        def restore(self, model) -> int:
-            """Load the committed backup into the compiled model; returns the epochs it covers."""
-            self.set_model(model)
-            record = backup_metadata(Path(self.backup_dir))
-            if record is None:
-                return 0
-            if model.optimizer is not None and not model.optimizer.built:
-                model.optimizer.build(model.trainable_variables)
-            model.load_weights(str(Path(self.backup_dir) / record["weights"]))
-            self._current_epoch = int(record["epoch"])
-            return self._current_epoch
-
-    progress = EpochProgress()
-    csv_logger = keras.callbacks.CSVLogger(str(partial_history), append=True)
-    backup = EpochBackup(backup_dir)
-    # Order matters: EpochStats fills the logs that CSVLogger writes; the backup follows the row.
-    return [progress, EpochStats(), csv_logger, backup], backup
-
-
 def first_start(resume_dir: Path, started_at: str) -> str:
     """When the run's first attempt started (kept in the resume folder across attempts)."""
     path = resume_dir / "started_at"
@@ -215,10 +156,22 @@ def train_run(
     threads: int = 1,
     verbose: int = 2,
 ) -> pd.DataFrame:
+    """Train one run of the grid and write its outputs; resumes from `resume_dir` after a kill.
+
+    settings: the run's resolved settings (cnn_study.settings.run_settings), recorded in run.json.
+    data: paths of the decode-once cache (train_images, train_labels, val_images, val_labels).
+    weights_file: the backbone's ImageNet weights, or None for random initial weights.
+    history_path, model_path, provenance_path: the run's outputs (history.csv, model.keras, run.json),
+    each written to a partial file and renamed.
+    resume_dir: where the resume state (backup, partial history, settings) lives between attempts;
+    removed once the run is complete, discarded if its settings differ from these.
+    threads: CPU threads for the backend. verbose: Keras' progress output (2: a line per epoch).
+    Returns the history (one row per epoch, HISTORY_COLUMNS)."""
     provenance = Provenance.start(settings)
     keras = configure_backend(threads, settings["seed"], settings["deterministic"])
     from cnn_study.models import build_model, set_phase_trainability
     from cnn_study.optimizers import build_optimizer
+    from cnn_study.training_callbacks import AsyncBackup, EpochBatches, EpochProgress, EpochSeeds, EpochStats
 
     history_path, model_path, resume_dir = Path(history_path), Path(model_path), Path(resume_dir)
     backup_dir, partial_history = resume_dir / "backup", resume_dir / "history.csv"
@@ -231,9 +184,26 @@ def train_run(
     y_train = keras.utils.to_categorical(y_train, classes)
     validation = (np.asarray(x_val), keras.utils.to_categorical(y_val, classes))
 
+    precision = settings.get("precision", "float32")
+    if precision != "float32":
+        keras.config.set_dtype_policy(precision)  # before the model is built; the output layer stays float32
     model, base = build_model(settings, weights_file)
     phases = phase_plan(settings["protocol"], settings["epochs"])
-    callbacks, backup = make_callbacks(keras, phases, len(x_train), partial_history, backup_dir)
+    batch_size = settings["batch_size"]
+    steps = -(-len(x_train) // batch_size)
+    steps_per_execution = steps_per_execution_for(settings.get("steps_per_execution", 1), steps)
+    if steps_per_execution != settings.get("steps_per_execution", 1):
+        log.info("steps_per_execution %d: lowered to %d, a divisor of the %d steps of an epoch",
+                 settings["steps_per_execution"], steps_per_execution, steps)
+    backup = AsyncBackup(backup_dir)
+    # Order matters: EpochStats fills the logs that CSVLogger writes; the backup follows the row.
+    callbacks = [
+        EpochProgress(len(phases)),
+        EpochSeeds(settings["seed"]),
+        EpochStats(phases, len(x_train)),
+        keras.callbacks.CSVLogger(str(partial_history), append=True),
+        backup,
+    ]
 
     def enter_phase(phase: str) -> None:
         set_phase_trainability(base, phase, settings["protocol"]["unfreeze_top_layers"])
@@ -242,36 +212,38 @@ def train_run(
             loss=settings["loss"],
             metrics=settings["metrics"],
             jit_compile=settings.get("jit_compile", "auto"),
+            steps_per_execution=steps_per_execution,
         )
 
     start = min(completed_epochs(backup_dir), len(phases))
     keep_history_rows(partial_history, start)
-    # The backup holds the state at the end of epoch `start`: restore it into that epoch's phase,
-    # whose trainable variables match the optimizer state saved with it.
-    current = phases[start - 1] if start else phases[0]
-    enter_phase(current)
+    current = None
     if start:
+        # The backup holds the state at the end of epoch `start`: restore it into that epoch's phase,
+        # whose trainable variables match the optimizer state saved with it.
+        current = phases[start - 1]
+        enter_phase(current)
         backup.restore(model)
         log.info("resuming at epoch %d of %d from %s", start + 1, len(phases), backup_dir)
         provenance.resumed_at_epoch = start + 1
-    for epoch in range(start, len(phases)):
-        if phases[epoch] != current:
-            current = phases[epoch]
-            log.info("epoch %d: entering phase %s (recompiling with a fresh optimizer)", epoch + 1, current)
+    for first, end in phase_spans(phases, start):
+        if phases[first] != current:
+            if current is not None:
+                log.info("epoch %d: entering phase %s (recompiling with a fresh optimizer)", first + 1, phases[first])
+            current = phases[first]
             enter_phase(current)
-        reseed_random_layers(model, settings["seed"], epoch)
-        order = epoch_order(settings["seed"], epoch, len(x_train))
         model.fit(
-            x=x_train[order],
-            y=y_train[order],
-            batch_size=settings["batch_size"],
-            initial_epoch=epoch,
-            epochs=epoch + 1,
-            shuffle=False,
+            EpochBatches(x_train, y_train, batch_size, settings["seed"], first),
+            steps_per_epoch=steps,
+            shuffle=False,  # EpochBatches gives each epoch's order
+            initial_epoch=first,
+            epochs=end,
             validation_data=validation,
+            validation_batch_size=batch_size,
             callbacks=callbacks,
             verbose=verbose,
         )
+    backup.wait()
 
     history = write_history(partial_history, history_path)
     partial_model = model_path.with_name(model_path.stem + ".partial.keras")
