@@ -88,13 +88,9 @@ def make_dataset(
 
 
 def cache_paths(directory: str | Path, size: int) -> dict:
-    prefix = Path(directory) / "cache" / f"{size}px"
-    return {
-        "train_images": str(prefix / "train_images.npy"),
-        "train_labels": str(prefix / "train_labels.npy"),
-        "val_images": str(prefix / "val_images.npy"),
-        "val_labels": str(prefix / "val_labels.npy"),
-    }
+    from cnn_study.image_cache import cache_paths as workflow_cache_paths
+
+    return workflow_cache_paths(Path(directory) / "cache" / f"{size}px")
 
 
 def build_cache(directory: str | Path, dataset: dict, size: int) -> tuple[dict, float]:

@@ -1,4 +1,5 @@
 """Snakemake glue: train one run (model, optimizer, learning rate, seed)."""
+from cnn_study.image_cache import cache_keys
 from cnn_study.logs import run_logged
 from cnn_study.training import train_run
 
@@ -6,7 +7,7 @@ run_logged(
     snakemake.log[0],
     train_run,
     settings=snakemake.params.settings,
-    data={key: snakemake.input[key] for key in ("train_images", "train_labels", "val_images", "val_labels")},
+    data={key: snakemake.input[key] for key in cache_keys()},
     weights_file=snakemake.input.get("weights"),
     history_path=snakemake.output.history,
     model_path=snakemake.output.model,
