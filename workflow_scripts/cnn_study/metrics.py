@@ -86,6 +86,10 @@ def run_metrics(epochs: pd.DataFrame, target_accuracy: float, final_epochs: int 
     missing = [c for c in RUN_KEYS + ["phase", "epoch", *CURVES, "epoch_seconds"] if c not in epochs.columns]
     if missing:
         raise ValueError(f"epochs table lacks columns: {', '.join(missing)}")
+    duplicated = epochs.duplicated(subset=RUN_KEYS + ["epoch"], keep=False)
+    if duplicated.any():
+        first = epochs.loc[duplicated, RUN_KEYS + ["epoch"]].iloc[0].to_dict()
+        raise ValueError(f"epochs table has duplicate (run, epoch) rows, e.g. {first}")
     rows = []
     for key, history in epochs.sort_values(RUN_KEYS + ["epoch"]).groupby(RUN_KEYS, sort=True):
         row = dict(zip(RUN_KEYS, key))
