@@ -262,6 +262,15 @@ def test_c4_a_fall_after_epoch_15_is_instability():
     assert drop == pytest.approx(0.10, abs=0.002)
 
 
+def test_c4_a_diverged_sgd_run_counts_as_unstable():
+    epochs = study(PAPER)
+    sgd = (epochs.model == "inceptionv3") & (epochs.optimizer == "sgd")
+    epochs.loc[sgd & (epochs.epoch > 25), "loss"] = np.nan  # accuracy stays flat: no fall to see
+    claim = judged(epochs)["C4"]
+    assert claim.verdict == "not supported"
+    assert "0/1 SGD runs stable, diverged runs count as unstable" in claim.evidence
+
+
 def test_c4_is_not_judged_at_epoch_15():
     claim = judged(study(PAPER), horizon=15)["C4"]
     assert claim.verdict == "not tested" and "judged at the last epoch" in claim.evidence
