@@ -6,7 +6,7 @@ rule evaluate_test:
     params:
         batch_size=config["training"]["batch_size"],
     log:
-        f"logs/evaluate_test/{RUN_DIR.removeprefix('results/runs/')}.log",
+        "logs/evaluate_test/{model}/{optimizer}/lr{lr}/seed{seed}.log",
     threads: 1
     resources:
         mem_mb=4000,
