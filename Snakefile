@@ -17,6 +17,7 @@ include: "rules/common.smk"
 include: "rules/download.smk"
 include: "rules/split.smk"
 include: "rules/train.smk"
+include: "rules/evaluate.smk"
 include: "rules/metrics.smk"
 include: "rules/figures.smk"
 

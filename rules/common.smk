@@ -7,6 +7,7 @@ from snakemake.utils import validate
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow_scripts"))
 
 from cnn_study import settings  # noqa: E402
+from cnn_study.image_cache import SPLITS, TEST_SPLITS, cache_paths  # noqa: E402
 
 
 SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
@@ -66,14 +67,17 @@ def selection_inputs(wildcards):
     return inputs
 
 
-def cache_files(size):
-    prefix = f"results/data/cache/{size}px"
-    return {
-        "train_images": f"{prefix}/train_images.npy",
-        "train_labels": f"{prefix}/train_labels.npy",
-        "val_images": f"{prefix}/val_images.npy",
-        "val_labels": f"{prefix}/val_labels.npy",
-    }
+def cache_files(size, splits=SPLITS):
+    return cache_paths(f"results/data/cache/{size}px", splits)
+
+
+def test_cache_files(size):
+    return cache_files(size, TEST_SPLITS)
+
+
+# The held-out test split (dataset.n_test > 0) is picked, cached and evaluated by rules of its own, so
+# adding it never retrains a run.
+HAS_TEST_SPLIT = config["dataset"]["n_test"] > 0
 
 
 # ---- training ------------------------------------------------------------------------------
@@ -108,6 +112,20 @@ def training_inputs(wildcards):
 
 def run_paths(filename):
     return [f"{RUN_DIR}/{filename}".format(**run) for run in RUNS]
+
+
+def evaluation_inputs(wildcards):
+    inputs = test_cache_files(settings.model_settings(config, wildcards.model)["input_size"])
+    inputs["model"] = f"{RUN_DIR}/model.keras".format(**wildcards)
+    return inputs
+
+
+def metrics_inputs(wildcards):
+    """Every run's history, and its test evaluation when there is a test split; in RUNS' order."""
+    inputs = {"histories": run_paths("history.csv")}
+    if HAS_TEST_SPLIT:
+        inputs["tests"] = run_paths("test.json")
+    return inputs
 
 
 # ---- results -------------------------------------------------------------------------------
@@ -149,6 +167,7 @@ def final_outputs():
     return [
         "results/data/manifest.csv",
         "results/metrics/epochs.csv",
+        "results/metrics/runs.csv",
         "results/metrics/summary.csv",
         *expand("results/figures/{model}_{name}.png", model=MODELS, name=FIGURES),
         "results/figures/overview.png",

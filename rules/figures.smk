@@ -32,7 +32,7 @@ rule plot_overview:
 
 rule make_tables:
     input:
-        epochs="results/metrics/epochs.csv",
+        runs="results/metrics/runs.csv",
         summary="results/metrics/summary.csv",
     output:
         summary_md=report(
@@ -54,8 +54,6 @@ rule make_tables:
             category="Overview",
             labels=report_labels("all models", "optimizer comparison"),
         ),
-    params:
-        target_accuracy=config["results"]["target_accuracy"],
     log:
         "logs/make_tables.log",
     conda:

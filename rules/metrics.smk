@@ -1,11 +1,15 @@
 rule extract_metrics:
     input:
-        histories=run_paths("history.csv"),
+        unpack(metrics_inputs),
     output:
         epochs="results/metrics/epochs.csv",
+        runs="results/metrics/runs.csv",
         summary="results/metrics/summary.csv",
     params:
+        # Each run's keys, in the order of the inputs: the metrics never parse them out of paths.
+        runs=RUNS,
         target_accuracy=config["results"]["target_accuracy"],
+        final_epochs=config["results"]["final_epochs"],
     log:
         "logs/extract_metrics.log",
     conda:

@@ -1,6 +1,4 @@
-import sys
-
-sys.path.insert(0, "/work/main/workflow_scripts")
+"""Markdown and LaTeX summary tables, from hand-made summary rows and from a real summary."""
 
 import math
 import re
@@ -8,6 +6,7 @@ import re
 import pandas as pd
 import pytest
 
+from cnn_study.metrics import run_metrics
 from cnn_study.summary_stats import summarize_runs
 from cnn_study.tables import latex_escape, summary_latex, summary_markdown
 
@@ -127,7 +126,7 @@ def test_tables_from_real_summary():
                                  phase="fine_tune", epoch=e, loss=0.2, accuracy=0.9 + e / 100,
                                  val_loss=0.3, val_accuracy=v if e == 2 else 0.5,
                                  epoch_seconds=5.0, images_per_second=10.0))
-    s = summarize_runs(pd.DataFrame(rows), 0.915)
+    s = summarize_runs(run_metrics(pd.DataFrame(rows), 0.915, final_epochs=1))
     md = summary_markdown(s)
     assert "**97.0 ± 1.4**" in md          # mean 0.97, std 0.01414
     assert "91.0 ± 1.4" in md
@@ -139,3 +138,36 @@ def test_tables_from_real_summary():
 def test_missing_columns_raise():
     with pytest.raises(ValueError, match="lacks columns"):
         summary_markdown(summary().drop(columns=["final_val_loss_std"]))
+
+
+def with_test(frame):
+    frame = frame.copy()
+    frame["test_accuracy_mean"] = [0.9, 0.85, math.nan, 0.8, 0.75]
+    frame["test_accuracy_ci95_low"] = [0.85, 0.8, math.nan, 0.7, math.nan]
+    frame["test_accuracy_ci95_high"] = [0.94, 0.9, math.nan, 0.88, math.nan]
+    return frame
+
+
+def test_test_accuracy_column_with_its_interval_only_when_evaluated():
+    assert "Test acc" not in summary_markdown(summary())
+    t = md_tables(summary_markdown(with_test(summary())))
+    head = t["ResNet50"][0]
+    column = head.index("Test acc (%) [95% CI]")
+    rows = {r[0].strip("*"): r for r in t["ResNet50"][1:]}
+    assert rows["SGD"][column] == "**90.0 [85.0, 94.0]**"
+    assert rows["RMSprop"][column] == "—"
+    assert {r[0].strip("*"): r[column] for r in t["InceptionV3"][1:]}["SGD"] == "75.0"
+    assert "\\begin{tabular}{lrrrrrrrrrr}" in summary_latex(with_test(summary()))
+
+
+def test_tuned_view_lists_the_tuned_rows_only_when_there_are_several_learning_rates():
+    frame = summary()
+    frame["tuned"] = True
+    assert "Tuned learning rates" not in summary_markdown(frame)
+    frame = pd.concat([frame, pd.DataFrame([row("resnet50", "sgd", 3, 0.90, lr=0.01)])], ignore_index=True)
+    frame["tuned"] = [True] * 5 + [False]
+    md = summary_markdown(frame)
+    tuned = md.split("### Tuned learning rates")[1]
+    assert "| ResNet50 | SGD | 0.001 | 3 | 97.1 ± 1.2 | 92.3 ± 1.2 |" in tuned
+    assert "0.01 |" not in tuned
+    assert "final = mean of the last k epochs" in md

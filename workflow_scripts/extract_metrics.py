@@ -1,4 +1,4 @@
-"""Snakemake glue: gather every run's history into tidy epoch and summary tables."""
+"""Snakemake glue: gather every run's history (and test evaluation) into tidy epoch, run and summary tables."""
 from cnn_study.logs import run_logged
 from cnn_study.metrics import write_metrics
 
@@ -6,7 +6,9 @@ run_logged(
     snakemake.log[0],
     write_metrics,
     history_paths=list(snakemake.input.histories),
-    epochs_path=snakemake.output.epochs,
-    summary_path=snakemake.output.summary,
+    runs=snakemake.params.runs,
+    outputs=dict(snakemake.output.items()),
     target_accuracy=snakemake.params.target_accuracy,
+    final_epochs=snakemake.params.final_epochs,
+    test_paths=list(snakemake.input.get("tests", [])),
 )

@@ -5,8 +5,7 @@ from cnn_study.report_tables import write_tables
 run_logged(
     snakemake.log[0],
     write_tables,
-    epochs_path=snakemake.input.epochs,
+    runs_path=snakemake.input.runs,
     summary_path=snakemake.input.summary,
-    target_accuracy=snakemake.params.target_accuracy,
     outputs=dict(snakemake.output.items()),
 )

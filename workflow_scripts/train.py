@@ -1,5 +1,6 @@
 """Snakemake glue: train one run (model, optimizer, learning rate, seed)."""
 from cnn_study.attempt_logs import start_attempt
+from cnn_study.image_cache import cache_keys
 from cnn_study.logs import run_logged
 from cnn_study.training import train_run
 
@@ -15,7 +16,7 @@ run_logged(
     attempt_log,
     train_run,
     settings=snakemake.params.settings,
-    data={key: snakemake.input[key] for key in ("train_images", "train_labels", "val_images", "val_labels")},
+    data={key: snakemake.input[key] for key in cache_keys()},
     weights_file=snakemake.input.get("weights"),
     history_path=snakemake.output.history,
     model_path=snakemake.output.model,

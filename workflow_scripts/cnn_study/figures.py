@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from cnn_study.metrics import WARMUP_PHASE  # noqa: E402
 from cnn_study.model_specs import MODEL_SPECS  # noqa: E402
 from cnn_study.summary_stats import mean_curves  # noqa: E402
 
@@ -45,6 +46,7 @@ def draw_panel(ax, epochs: pd.DataFrame, column: str, label: str) -> None:
         ax.plot(curve["epoch"], curve["mean"], style, color=color, label=f"{name} (n={n})" if n > 1 else name)
         if n > 1:
             ax.fill_between(curve["epoch"], curve["ci95_low"], curve["ci95_high"], color=color, alpha=0.2, linewidth=0)
+    mark_warmup(ax, epochs)
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(label)
@@ -52,6 +54,20 @@ def draw_panel(ax, epochs: pd.DataFrame, column: str, label: str) -> None:
     if column.endswith("accuracy"):
         ax.set_ylim(-0.02, 1.02)
     ax.legend(title="optimizer", fontsize="small")
+
+
+def warmup_epochs(epochs: pd.DataFrame) -> int:
+    """The frozen warm-up's length when the runs switch to fine-tuning after it (0 when they never do)."""
+    frozen = epochs.loc[epochs["phase"] == WARMUP_PHASE, "epoch"]
+    if frozen.empty or (epochs["phase"] == WARMUP_PHASE).all():
+        return 0
+    return int(frozen.max())
+
+
+def mark_warmup(ax, epochs: pd.DataFrame) -> None:
+    warmup = warmup_epochs(epochs)
+    if warmup:
+        ax.axvline(warmup + 0.5, color="0.4", linestyle=":", linewidth=1, label=f"end of warm-up (epoch {warmup})")
 
 
 def setup_text(epochs: pd.DataFrame) -> str:

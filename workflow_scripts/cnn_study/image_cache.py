@@ -33,7 +33,21 @@ from cnn_study.screening import decode_rgb
 from cnn_study.sources import ImageSource
 
 RESAMPLE = Image.Resampling.BILINEAR
+#: The splits a training job reads; the held-out test split has a cache of its own (built only when
+#: dataset.n_test > 0), so adding a test split never rebuilds the training cache or retrains a run.
 SPLITS = ("train", "val")
+TEST_SPLITS = ("test",)
+ARRAYS = ("images", "labels")
+
+
+def cache_keys(splits=SPLITS) -> list[str]:
+    """The cache's file keys ({split}_images, {split}_labels): one home for the rules, train.py and benchmarks."""
+    return [f"{split}_{array}" for split in splits for array in ARRAYS]
+
+
+def cache_paths(directory: str | Path, splits=SPLITS) -> dict[str, str]:
+    """{key: directory/key.npy} for every cache file of these splits."""
+    return {key: f"{directory}/{key}.npy" for key in cache_keys(splits)}
 
 
 class CacheError(ValueError):
@@ -89,25 +103,25 @@ def _write_images(source: ImageSource, source_path, picked: list[dict], size: in
 
 
 def build_cache(
-    source_path: str | Path, manifest_path: str | Path, classes: list[str], size: int, outputs: dict
+    source_path: str | Path, manifest_path: str | Path, classes: list[str], size: int, outputs: dict, splits=SPLITS
 ) -> dict[str, int]:
-    """Write {split}_images.npy and {split}_labels.npy for train and val; return the counts.
+    """Write {split}_images.npy and {split}_labels.npy for each split (train and val by default); return the counts.
 
-    All four files are written under temporary names and renamed only once every one is complete.
+    All files are written under temporary names and renamed only once every one is complete.
     """
     with open(manifest_path, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     unknown = sorted({r["label"] for r in rows} - set(classes))
     if unknown:
         raise CacheError(f"{manifest_path}: labels {unknown} are not among the classes {classes}; rerun the pick")
-    targets = {key: Path(outputs[key]) for key in (f"{s}_{k}" for s in SPLITS for k in ("images", "labels"))}
+    targets = {key: Path(outputs[key]) for key in cache_keys(splits)}
     partials = {key: _partial(path) for key, path in targets.items()}
     for path in targets.values():
         path.parent.mkdir(parents=True, exist_ok=True)
     counts = {}
     try:
         with ImageSource(source_path) as source:
-            for split in SPLITS:
+            for split in splits:
                 picked = [r for r in rows if r["split"] == split]
                 _write_images(source, source_path, picked, size, partials[f"{split}_images"])
                 labels = np.array([classes.index(r["label"]) for r in picked], dtype=np.int64)

@@ -1,41 +1,181 @@
-"""Tidy metrics from the runs' history files: the only input of figures and tables."""
+"""The metrics stage: every run's history gathered into tidy tables, the only input of figures, tables and claims.
+
+- ``epochs.csv``: one row per (run, epoch).
+- ``runs.csv``: one row per run with every per-run value (:func:`run_metrics`), computed here once.
+- ``summary.csv``: one row per (model, optimizer, lr) over seeds (:func:`cnn_study.summary_stats.summarize_runs`).
+
+A run's keys (model, optimizer, lr, seed) come from the run grid that the rule passes forward, never
+from the folder a file lies in.
+"""
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from scipy import stats
 
-RUN_KEYS = ["model", "optimizer", "lr", "seed"]
+CONFIG_KEYS = ["model", "optimizer", "lr"]
+RUN_KEYS = CONFIG_KEYS + ["seed"]
 EPOCH_COLUMNS = RUN_KEYS + [
     "phase", "epoch", "loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds", "images_per_second",
 ]
+CURVES = ("accuracy", "loss", "val_accuracy", "val_loss")
+#: The phase of the warm-up epochs (base frozen) in a history; see training.phase_plan.
+WARMUP_PHASE = "frozen"
+#: The abstract speaks of 15 epochs, the text of 50: every per-run value is also taken at epoch 15.
+EARLY_HORIZON = 15
+#: "Stable after 15 epochs" is judged on the epochs after this one; runs need at least MIN_EPOCHS_FOR_STABILITY.
+STABLE_AFTER_EPOCH = 15
+MIN_EPOCHS_FOR_STABILITY = 20
+#: "Slower": judged on the first EARLY_EPOCHS epochs after the warm-up (frozen epochs are not judged).
+EARLY_EPOCHS = 10
+CI_LEVEL = 0.95
 
 
-def run_from_path(history_path: str | Path) -> dict:
-    """results/runs/{model}/{optimizer}/lr{lr}/seed{seed}/history.csv -> the run's keys."""
-    parts = Path(history_path).parts
-    model, optimizer, lr, seed = parts[-5], parts[-4], parts[-3], parts[-2]
-    return {"model": model, "optimizer": optimizer, "lr": float(lr.removeprefix("lr")), "seed": int(seed.removeprefix("seed"))}
+def horizon_suffix(horizon: int | None) -> str:
+    """Column suffix of values taken at an epoch horizon: '' for the run's last epoch, '_e15' for epoch 15."""
+    return "" if horizon is None else f"_e{horizon}"
 
 
-def collect_epochs(history_paths: list[str | Path]) -> pd.DataFrame:
+def _curve_values(history: pd.DataFrame, final_epochs: int, suffix: str) -> dict:
+    values = {}
+    for curve in CURVES:
+        series = history[curve].astype(float)
+        best = series.min() if "loss" in curve else series.max()
+        values[f"last_{curve}{suffix}"] = float(series.iloc[-1]) if len(series) else math.nan
+        # The mean of the last k epochs: one noisy epoch (dropout, augmentation) does not decide.
+        values[f"final_{curve}{suffix}"] = float(series.iloc[-final_epochs:].mean()) if len(series) else math.nan
+        values[f"best_{curve}{suffix}"] = float(best) if len(series) else math.nan
+    return values
+
+
+def _after_warmup(history: pd.DataFrame, warmup: int, target_accuracy: float, horizon: int) -> dict:
+    """Epochs to the target counted from the end of the warm-up (never reached: horizon - warmup + 1) and the
+    mean training accuracy of the first EARLY_EPOCHS epochs after it (NaN when the horizon ends sooner)."""
+    after = history[(history["epoch"] > warmup) & (history["epoch"] <= horizon)]
+    hit = after.loc[after["accuracy"] >= target_accuracy, "epoch"]
+    early = after[after["epoch"] <= warmup + EARLY_EPOCHS]
+    complete = horizon >= warmup + EARLY_EPOCHS and len(early) == EARLY_EPOCHS
+    return {
+        "epochs_to_target_after_warmup": float(hit.min() - warmup) if len(hit) else float(horizon - warmup + 1),
+        "early_accuracy": float(early["accuracy"].mean()) if complete else math.nan,
+    }
+
+
+def max_drop(values: np.ndarray) -> float:
+    """The largest fall of a curve below its earlier peak: a smooth rise, however slow, has none."""
+    return float((np.maximum.accumulate(values) - values).max()) if values.size else math.nan
+
+
+def run_metrics(epochs: pd.DataFrame, target_accuracy: float, final_epochs: int = 5) -> pd.DataFrame:
+    """One row per run: every per-run value that tables, figures and claims use.
+
+    For the run's last epoch (no suffix) and for epoch EARLY_HORIZON (suffix ``_e15``; NaN when the run is
+    shorter), per curve (accuracy, loss, val_accuracy, val_loss): ``last_*`` (that epoch), ``final_*`` (mean
+    of the ``final_epochs`` epochs ending there) and ``best_*`` (max accuracy, min loss up to there). Also
+    ``warmup_epochs`` (leading frozen epochs), ``epochs_to_target`` (first epoch whose training accuracy
+    reaches ``target_accuracy``, NaN if never), ``epochs_to_target_after_warmup`` and ``early_accuracy`` (see
+    :func:`_after_warmup`; per horizon), ``max_drop_after_15`` (training accuracy, NaN for runs shorter than
+    MIN_EPOCHS_FOR_STABILITY), ``diverged`` / ``diverged_epoch`` (first epoch with a NaN loss) and
+    ``total_train_seconds``.
+    """
+    missing = [c for c in RUN_KEYS + ["phase", "epoch", *CURVES, "epoch_seconds"] if c not in epochs.columns]
+    if missing:
+        raise ValueError(f"epochs table lacks columns: {', '.join(missing)}")
+    duplicated = epochs.duplicated(subset=RUN_KEYS + ["epoch"], keep=False)
+    if duplicated.any():
+        first = epochs.loc[duplicated, RUN_KEYS + ["epoch"]].iloc[0].to_dict()
+        raise ValueError(f"epochs table has duplicate (run, epoch) rows, e.g. {first}")
+    rows = []
+    for key, history in epochs.sort_values(RUN_KEYS + ["epoch"]).groupby(RUN_KEYS, sort=True):
+        row = dict(zip(RUN_KEYS, key))
+        n_epochs = int(history["epoch"].max())
+        phases = history["phase"].tolist()
+        warmup = next((i for i, phase in enumerate(phases) if phase != WARMUP_PHASE), len(phases))
+        nan_loss = history.loc[history["loss"].isna(), "epoch"]
+        row.update(
+            n_epochs=n_epochs, warmup_epochs=warmup, target_accuracy=float(target_accuracy),
+            final_epochs=int(final_epochs), diverged=bool(len(nan_loss)),
+            diverged_epoch=float(nan_loss.min()) if len(nan_loss) else math.nan,
+        )
+        for horizon in (None, EARLY_HORIZON):
+            suffix = horizon_suffix(horizon)
+            upto = history if horizon is None else history[history["epoch"] <= horizon]
+            reached = horizon is None or n_epochs >= horizon
+            values = {**_curve_values(upto, final_epochs, suffix)}
+            for name, value in _after_warmup(history, warmup, target_accuracy, horizon or n_epochs).items():
+                values[f"{name}{suffix}"] = value
+            row.update(values if reached else {name: math.nan for name in values})
+        hit = history.loc[history["accuracy"] >= target_accuracy, "epoch"]
+        row["epochs_to_target"] = float(hit.min()) if len(hit) else math.nan
+        after = history.loc[history["epoch"] > STABLE_AFTER_EPOCH, "accuracy"].to_numpy(float)
+        row["max_drop_after_15"] = max_drop(after) if n_epochs >= MIN_EPOCHS_FOR_STABILITY else math.nan
+        row["total_train_seconds"] = float(history["epoch_seconds"].astype(float).sum())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def binomial_ci(correct: int, total: int, level: float = CI_LEVEL) -> tuple[float, float]:
+    """Wilson interval of one run's test accuracy (correct of total images)."""
+    if total <= 0:
+        return math.nan, math.nan
+    interval = stats.binomtest(int(correct), int(total)).proportion_ci(confidence_level=level, method="wilson")
+    return float(interval.low), float(interval.high)
+
+
+def add_test_results(runs: pd.DataFrame, test_results: list[dict]) -> pd.DataFrame:
+    """Join each run's test evaluation (keys + test_loss, test_accuracy, test_correct, test_images)."""
+    if not test_results:
+        return runs
+    tests = pd.DataFrame(test_results)
+    bounds = [binomial_ci(c, n) for c, n in zip(tests["test_correct"], tests["test_images"])]
+    tests["test_accuracy_ci95_low"], tests["test_accuracy_ci95_high"] = zip(*bounds)
+    tests["lr"] = tests["lr"].astype(float)
+    tests["seed"] = tests["seed"].astype(int)
+    return runs.merge(tests, on=RUN_KEYS, how="left", validate="one_to_one")
+
+
+def collect_epochs(history_paths: list[str | Path], runs: list[dict]) -> pd.DataFrame:
+    """The histories, each tagged with the keys of its run (``runs[i]`` describes ``history_paths[i]``)."""
+    if len(history_paths) != len(runs):
+        raise ValueError(f"{len(history_paths)} histories but {len(runs)} runs: the rule must pass one run per file")
     frames = []
-    for path in history_paths:
+    for path, run in zip(history_paths, runs):
         history = pd.read_csv(path)
-        for key, value in run_from_path(path).items():
-            history[key] = value
+        history["model"], history["optimizer"] = run["model"], run["optimizer"]
+        history["lr"], history["seed"] = float(run["lr"]), int(run["seed"])
         frames.append(history)
     epochs = pd.concat(frames, ignore_index=True)[EPOCH_COLUMNS]
     return epochs.sort_values(RUN_KEYS + ["epoch"], kind="stable").reset_index(drop=True)
 
 
-def write_metrics(history_paths: list[str], epochs_path: str, summary_path: str, target_accuracy: float) -> None:
+def read_test_results(test_paths: list[str | Path], runs: list[dict]) -> list[dict]:
+    results = []
+    for path, run in zip(test_paths, runs):
+        results.append({**{key: run[key] for key in RUN_KEYS}, **json.loads(Path(path).read_text())})
+    return results
+
+
+def write_metrics(
+    history_paths: list[str],
+    runs: list[dict],
+    outputs: dict,
+    target_accuracy: float,
+    final_epochs: int,
+    test_paths: list[str] = (),
+) -> None:
+    """outputs: {'epochs': epochs.csv, 'runs': runs.csv, 'summary': summary.csv}."""
     from cnn_study.summary_stats import summarize_runs
 
-    epochs = collect_epochs(history_paths)
-    write_table(epochs, epochs_path)
-    write_table(summarize_runs(epochs, target_accuracy), summary_path)
+    epochs = collect_epochs(history_paths, runs)
+    per_run = add_test_results(run_metrics(epochs, target_accuracy, final_epochs), read_test_results(test_paths, runs))
+    write_table(epochs, outputs["epochs"])
+    write_table(per_run, outputs["runs"])
+    write_table(summarize_runs(per_run), outputs["summary"])
 
 
 def write_table(frame: pd.DataFrame, path: str | Path) -> None:

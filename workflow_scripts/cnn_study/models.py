@@ -122,9 +122,10 @@ def build_model(settings: dict, weights_file: str | None = None) -> tuple[keras.
     return keras.Model(inputs, outputs, name=f"{settings['model']}_classifier"), base
 
 
-def set_phase_trainability(base: keras.Model, phase: str, unfreeze_top_layers) -> None:
+def set_phase_trainability(base: keras.Model, phase: str, unfreeze_top_layers, batch_norm: str = "frozen") -> None:
     """frozen: base frozen. fine_tune: the whole base or its top N layers train, batch normalization
-    stays frozen (a frozen BN layer runs in inference mode in Keras 3). full: everything trains."""
+    stays frozen unless batch_norm is "trainable" (a frozen BN layer runs in inference mode in Keras 3).
+    full: everything trains."""
     if phase == "full":
         base.trainable = True
         for layer in base.layers:
@@ -136,4 +137,5 @@ def set_phase_trainability(base: keras.Model, phase: str, unfreeze_top_layers) -
     base.trainable = True
     first = 0 if unfreeze_top_layers == "all" else max(0, len(base.layers) - int(unfreeze_top_layers))
     for index, layer in enumerate(base.layers):
-        layer.trainable = index >= first and not isinstance(layer, layers.BatchNormalization)
+        frozen_norm = batch_norm == "frozen" and isinstance(layer, layers.BatchNormalization)
+        layer.trainable = index >= first and not frozen_norm

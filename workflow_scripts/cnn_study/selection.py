@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 MANIFEST_COLUMNS = ["file", "sha256", "label", "split", "width", "height", "original_mode"]
 REJECTED_COLUMNS = ["file", "reason", "detail", "kept", "label", "sha256", "width", "height", "original_mode"]
 SPLITS = ("train", "val")
+TEST_SPLIT = "test"
 
 
 class SelectionError(ValueError):
@@ -198,7 +199,8 @@ def _manifest_row(item: Screened, split: str) -> dict:
 
 def _sorted_rows(rows: list[dict], classes: list[str]) -> list[dict]:
     order = {label: index for index, label in enumerate(classes)}
-    return sorted(rows, key=lambda r: (SPLITS.index(r["split"]), order[r["label"]], r["sha256"], r["file"]))
+    splits = (*SPLITS, TEST_SPLIT)
+    return sorted(rows, key=lambda r: (splits.index(r["split"]), order[r["label"]], r["sha256"], r["file"]))
 
 
 def write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
@@ -264,4 +266,61 @@ def select_images(
         counts = Counter(r["label"] for r in rows if r["split"] == split)
         log.info("%s: %s", split, ", ".join(f"{label} {counts[label]}" for label in classes))
     write_csv(Path(manifest_path), rows, MANIFEST_COLUMNS)
+    return rows
+
+
+def pick_test(screened: list[Screened], picked: list[dict], classes: list[str], n_test: int, seed: int) -> list[dict]:
+    """The held-out test split: per class, the next n_test usable images in pick order after the picked
+    train and validation images. Duplicates were collapsed before (mark_duplicates), so no test image is
+    a copy of a picked one."""
+    taken = {row["file"] for row in picked}
+    usable = {s.file for s in screened if s.reason is None}
+    stale = sorted(taken - usable)
+    if stale:
+        raise SelectionError(
+            f"{stale[0]} (and {len(stale) - 1} more) of the manifest is not a usable image of the source; "
+            "the source changed since the pick, rerun select_images"
+        )
+    rows, short = [], []
+    for label in classes:
+        ordered = sorted(
+            (s for s in screened if s.reason is None and s.label == label and s.file not in taken),
+            key=lambda s: (pick_key(seed, s.sha256), s.file),
+        )
+        if len(ordered) < n_test:
+            short.append(f"{label} {len(ordered)} left")
+        rows += [_manifest_row(item, TEST_SPLIT) for item in ordered[:n_test]]
+    if short:
+        raise SelectionError(
+            f"too few usable images for the test split after train and validation: {'; '.join(short)}; "
+            f"dataset.n_test = {n_test} per class is needed; lower it or add images"
+        )
+    return _sorted_rows(rows, classes)
+
+
+def select_test_images(
+    source_path: str | Path,
+    manifest_path: str | Path,
+    test_manifest_path: str | Path,
+    classes: list[str],
+    n_test: int,
+    seed: int,
+    min_size: int,
+    near_duplicate_distance: int,
+    picklist: str | Path | None = None,
+) -> list[dict]:
+    """Screen the source as select_images does and pick the test split after the manifest's images.
+
+    A rule of its own, so that adding a test split leaves manifest.csv, the training cache and every
+    finished run untouched."""
+    with open(manifest_path, newline="", encoding="utf-8") as handle:
+        picked = list(csv.DictReader(handle))
+    entries = read_picklist(Path(picklist)) if picklist else None
+    with ImageSource(source_path) as source:
+        _, screened = screen_source(source, classes, min_size)
+    mark_duplicates(screened, seed, near_duplicate_distance, prefer=[f for _, f, _ in entries or []])
+    rows = pick_test(screened, picked, classes, n_test, seed)
+    counts = Counter(r["label"] for r in rows)
+    log.info("%s: %s", TEST_SPLIT, ", ".join(f"{label} {counts[label]}" for label in classes))
+    write_csv(Path(test_manifest_path), rows, MANIFEST_COLUMNS)
     return rows

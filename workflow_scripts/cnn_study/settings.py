@@ -135,6 +135,7 @@ def run_settings(config: dict, model: str, optimizer: str, lr: str, seed: str | 
         "loss": training["loss"],
         "metrics": list(training["metrics"]),
         "protocol": dict(training["protocol"]),
+        "lr_schedule": training["lr_schedule"],
         "head": dict(training["head"]),
         "augmentation": dict(training["augmentation"]),
         "deterministic": training["deterministic"],

@@ -1,20 +1,16 @@
 """Summary statistics over seeds for the optimizer study (results stage).
 
-Pure functions: a tidy per-epoch table in, pandas objects / strings out.  No I/O.
-
-The input ("epochs table") has one row per (model, optimizer, lr, seed, epoch) with the columns
-``model, optimizer, lr, seed, phase, epoch, loss, accuracy, val_loss, val_accuracy,
-epoch_seconds, images_per_second``.  ``epoch`` is 1-based and runs on across phases
-(warm-up, fine-tune), so the last epoch of a run is its largest ``epoch``.
+Pure functions: the per-run table (``runs.csv``, :func:`cnn_study.metrics.run_metrics`) in, pandas objects /
+strings out.  No I/O.
 
 A *run* is one (model, optimizer, lr, seed); a *configuration* is one (model, optimizer, lr).
 
 Public API
 ----------
-- :func:`run_metrics` - one row per run (final/best values, epochs to target, seconds).
-- :func:`summarize_runs` - one row per configuration, mean/std/t-CI over seeds.
+- :func:`summarize_runs` - one row per configuration, mean/std/t-CI/n over seeds.
+- :func:`tuned_learning_rates` - per model and optimizer, the lr with the best mean validation accuracy.
 - :func:`mean_curves` - per-epoch mean and t-CI of one metric, for shaded bands.
-- :func:`compare_optimizers` - Kruskal-Wallis + Holm-corrected pairwise Mann-Whitney U.
+- :func:`compare_groups` / :func:`compare_optimizers` - Kruskal-Wallis + Holm-corrected pairwise Mann-Whitney U.
 - :func:`min_mannwhitney_p` / :func:`min_seeds_needed` - what a design can detect at all.
 """
 
@@ -22,33 +18,24 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-CONFIG_KEYS = ["model", "optimizer", "lr"]
-RUN_KEYS = CONFIG_KEYS + ["seed"]
-REQUIRED_COLUMNS = [
-    "model", "optimizer", "lr", "seed", "phase", "epoch",
-    "loss", "accuracy", "val_loss", "val_accuracy",
-    "epoch_seconds", "images_per_second",
-]
+from cnn_study.metrics import CI_LEVEL, CONFIG_KEYS, CURVES, EARLY_HORIZON, RUN_KEYS, horizon_suffix
 
-#: Run-level metrics summarised by :func:`summarize_runs` (name -> (column, reducer)).
-RUN_METRICS = {
-    "final_accuracy": ("accuracy", "last"),
-    "best_accuracy": ("accuracy", "max"),
-    "final_loss": ("loss", "last"),
-    "best_loss": ("loss", "min"),
-    "final_val_accuracy": ("val_accuracy", "last"),
-    "best_val_accuracy": ("val_accuracy", "max"),
-    "final_val_loss": ("val_loss", "last"),
-    "best_val_loss": ("val_loss", "min"),
-}
-SUMMARY_METRICS = list(RUN_METRICS)
+#: Run-level values summarised over seeds: last epoch, mean of the last k epochs ("final"), best; and the final
+#: values at epoch 15.
+SUMMARY_METRICS = (
+    [f"{stat}_{curve}" for stat in ("final", "last", "best") for curve in CURVES]
+    + [f"final_{curve}{horizon_suffix(EARLY_HORIZON)}" for curve in CURVES]
+)
+TEST_METRIC = "test_accuracy"
+#: The metric that picks the tuned learning rate: validation data, never the test split.
+TUNING_METRIC = "final_val_accuracy"
 
-CI_LEVEL = 0.95
 ALPHA = 0.05
 #: Resamples for the permutation Mann-Whitney used when there are ties; with fewer distinct
 #: splits than this (e.g. up to 9 + 9 runs) scipy enumerates them all, i.e. the test is exact.
@@ -57,23 +44,15 @@ PERMUTATION_SEED = 0
 
 
 # --------------------------------------------------------------------------- helpers
-def validate_epochs(epochs: pd.DataFrame, required: list[str] | None = None) -> None:
-    """Raise ``ValueError`` if columns are missing or a (run, epoch) appears twice."""
-    required = REQUIRED_COLUMNS if required is None else required
-    missing = [c for c in required if c not in epochs.columns]
-    if missing:
-        raise ValueError(f"epochs table lacks columns: {', '.join(missing)}")
-    dup = epochs.duplicated(subset=RUN_KEYS + ["epoch"], keep=False)
-    if dup.any():
-        first = epochs.loc[dup, RUN_KEYS + ["epoch"]].iloc[0].to_dict()
-        raise ValueError(f"epochs table has duplicate (run, epoch) rows, e.g. {first}")
+def is_accuracy(metric: str) -> bool:
+    return "accuracy" in metric and "epochs" not in metric
 
 
-def mean_ci(values, level: float = CI_LEVEL) -> tuple[float, float, float, float, int]:
-    """Mean, sample std (ddof=1), t-distribution CI of the mean, and n of the non-NaN values.
+def mean_ci(values, level: float = CI_LEVEL, bounds: tuple[float, float] | None = None):
+    """Mean, sample std (ddof=1), t-distribution CI of the mean, and n of the values used (non-NaN).
 
-    std is NaN when n < 2; the CI bounds are NaN when n < 2.  With std == 0 the CI collapses
-    to the mean.
+    std and the CI are NaN when n < 2; with std == 0 the CI collapses to the mean.  ``bounds`` clips the CI
+    (accuracies: (0, 1)).
     """
     x = np.asarray(values, dtype=float)
     x = x[~np.isnan(x)]
@@ -85,91 +64,73 @@ def mean_ci(values, level: float = CI_LEVEL) -> tuple[float, float, float, float
         return (mean, math.nan, math.nan, math.nan, n)
     std = float(x.std(ddof=1))
     half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * std / math.sqrt(n)
-    return (mean, std, mean - half, mean + half, n)
-
-
-def _first_epoch_reaching(g: pd.DataFrame, target: float) -> float:
-    hit = g.loc[g["accuracy"] >= target, "epoch"]
-    return float(hit.min()) if len(hit) else math.nan
-
-
-def run_metrics(epochs: pd.DataFrame, target_accuracy: float = 0.95,
-                at_epochs: tuple[int, ...] = ()) -> pd.DataFrame:
-    """One row per run (model, optimizer, lr, seed).
-
-    Columns: the run keys, ``n_epochs`` (last epoch number), every name in ``RUN_METRICS``
-    (``final_*`` = value at the last epoch, ``best_*`` = max accuracy / min loss over epochs),
-    ``epochs_to_target`` (first epoch whose training accuracy >= ``target_accuracy``; NaN if
-    never), ``total_train_seconds`` (sum of ``epoch_seconds``) and, for each ``e`` in
-    ``at_epochs``, ``accuracy_at_epoch_<e>`` (training accuracy at that epoch; NaN if absent).
-    """
-    validate_epochs(epochs, RUN_KEYS + ["epoch", "loss", "accuracy", "val_loss",
-                                        "val_accuracy", "epoch_seconds"])
-    rows = []
-    df = epochs.sort_values(RUN_KEYS + ["epoch"])
-    for key, g in df.groupby(RUN_KEYS, sort=True):
-        row = dict(zip(RUN_KEYS, key))
-        row["n_epochs"] = int(g["epoch"].max())
-        last = g.iloc[-1]
-        for name, (col, how) in RUN_METRICS.items():
-            s = g[col].astype(float)
-            row[name] = float(last[col]) if how == "last" else float(getattr(s, how)())
-        row["epochs_to_target"] = _first_epoch_reaching(g, target_accuracy)
-        row["total_train_seconds"] = float(g["epoch_seconds"].astype(float).sum())
-        for e in at_epochs:
-            v = g.loc[g["epoch"] == e, "accuracy"]
-            row[f"accuracy_at_epoch_{e}"] = float(v.iloc[0]) if len(v) else math.nan
-        rows.append(row)
-    cols = RUN_KEYS + ["n_epochs"] + SUMMARY_METRICS + ["epochs_to_target", "total_train_seconds"]
-    cols += [f"accuracy_at_epoch_{e}" for e in at_epochs]
-    return pd.DataFrame(rows, columns=cols)
+    low, high = mean - half, mean + half
+    if bounds is not None:
+        low, high = max(bounds[0], low), min(bounds[1], high)
+    return (mean, std, low, high, n)
 
 
 # --------------------------------------------------------------------------- summaries
-def summarize_runs(epochs: pd.DataFrame, target_accuracy: float) -> pd.DataFrame:
-    """One row per (model, optimizer, lr) over its seeds, sorted by model, optimizer, lr.
+def summarize_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per (model, optimizer, lr) of the per-run table, sorted by model, optimizer, lr.
 
-    Columns:
-      ``model, optimizer, lr, n`` (number of seeds), ``n_epochs`` (longest run),
-      ``target_accuracy``;
-      for each name in ``SUMMARY_METRICS`` (final/best accuracy, loss, val_accuracy, val_loss):
-      ``<name>_mean, <name>_std`` (ddof=1, NaN when n=1), ``<name>_ci95_low, <name>_ci95_high``
-      (two-sided 95 % t-interval of the mean, NaN when n<2);
-      ``epochs_to_target`` (mean over the seeds that reached the target, NaN if none did),
-      ``epochs_to_target_reached`` (how many seeds reached it),
-      ``total_train_seconds_mean`` (mean over seeds of the summed ``epoch_seconds``).
+    Columns: ``model, optimizer, lr, n`` (runs), ``n_epochs`` (longest run), ``target_accuracy``,
+    ``final_epochs`` (k of "final = mean of the last k epochs"), ``diverged`` (runs whose loss became NaN);
+    for each name in ``SUMMARY_METRICS`` (and ``test_accuracy`` when the runs were evaluated on a test split):
+    ``<name>_mean, <name>_std`` (ddof=1), ``<name>_ci95_low, <name>_ci95_high`` (95 % t-interval of the mean,
+    clipped to [0, 1] for accuracies; for a single evaluated run, its test accuracy's Wilson interval) and
+    ``<name>_n`` (the values used: a diverged run's NaN loss is not one);
+    ``epochs_to_target`` (mean over the seeds that reached the target, NaN if none did),
+    ``epochs_to_target_reached`` and ``total_train_seconds_mean``.
     """
-    runs = run_metrics(epochs, target_accuracy)
-    cols = CONFIG_KEYS + ["n", "n_epochs", "target_accuracy"]
-    for name in SUMMARY_METRICS:
-        cols += [f"{name}_mean", f"{name}_std", f"{name}_ci95_low", f"{name}_ci95_high"]
-    cols += ["epochs_to_target", "epochs_to_target_reached", "total_train_seconds_mean"]
+    metrics = SUMMARY_METRICS + ([TEST_METRIC] if TEST_METRIC in runs.columns else [])
     rows = []
-    for key, g in runs.groupby(CONFIG_KEYS, sort=True):
+    for key, group in runs.groupby(CONFIG_KEYS, sort=True):
         row = dict(zip(CONFIG_KEYS, key))
-        row["n"] = int(g["seed"].nunique())
-        row["n_epochs"] = int(g["n_epochs"].max())
-        row["target_accuracy"] = float(target_accuracy)
-        for name in SUMMARY_METRICS:
-            m, s, lo, hi, _ = mean_ci(g[name])
-            row[f"{name}_mean"], row[f"{name}_std"] = m, s
-            row[f"{name}_ci95_low"], row[f"{name}_ci95_high"] = lo, hi
-        ett = g["epochs_to_target"].dropna()
-        row["epochs_to_target"] = float(ett.mean()) if len(ett) else math.nan
-        row["epochs_to_target_reached"] = int(len(ett))
-        row["total_train_seconds_mean"] = float(g["total_train_seconds"].mean())
+        row.update(
+            n=int(group["seed"].nunique()), n_epochs=int(group["n_epochs"].max()),
+            target_accuracy=float(group["target_accuracy"].iloc[0]), final_epochs=int(group["final_epochs"].iloc[0]),
+            diverged=int(group["diverged"].astype(bool).sum()),
+        )
+        for name in metrics:
+            values = group[name]
+            mean, std, low, high, n = mean_ci(values, bounds=(0.0, 1.0) if is_accuracy(name) else None)
+            if name == TEST_METRIC and n == 1:
+                used = group[values.notna()].iloc[0]
+                low, high = float(used["test_accuracy_ci95_low"]), float(used["test_accuracy_ci95_high"])
+            row.update({f"{name}_mean": mean, f"{name}_std": std, f"{name}_ci95_low": low,
+                        f"{name}_ci95_high": high, f"{name}_n": n})
+        reached = group["epochs_to_target"].dropna()
+        row["epochs_to_target"] = float(reached.mean()) if len(reached) else math.nan
+        row["epochs_to_target_reached"] = int(len(reached))
+        row["total_train_seconds_mean"] = float(group["total_train_seconds"].mean())
         rows.append(row)
-    out = pd.DataFrame(rows, columns=cols)
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    out["tuned"] = out.set_index(CONFIG_KEYS).index.isin(tuned_learning_rates(out).set_index(CONFIG_KEYS).index)
     return out.sort_values(CONFIG_KEYS, kind="mergesort").reset_index(drop=True)
+
+
+def tuned_learning_rates(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per (model, optimizer), the summary row of the lr with the best mean final validation accuracy
+    (ties: the smaller lr).  The test split, where there is one, never chooses: it only reports."""
+    ordered = summary.sort_values(["model", "optimizer", f"{TUNING_METRIC}_mean", "lr"],
+                                  ascending=[True, True, False, True], kind="mergesort", na_position="last")
+    return ordered.groupby(["model", "optimizer"], sort=False).head(1).reset_index(drop=True)
 
 
 def mean_curves(epochs: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Per (model, optimizer, lr, epoch): ``mean, std, ci95_low, ci95_high, n`` of ``metric``
-    over seeds (NaN values ignored; CI NaN when n<2).  Sorted by model, optimizer, lr, epoch."""
-    validate_epochs(epochs, RUN_KEYS + ["epoch", metric])
+    over seeds (NaN values ignored; CI NaN when n<2, clipped to [0, 1] for accuracies).  Sorted by model,
+    optimizer, lr, epoch."""
+    missing = [c for c in RUN_KEYS + ["epoch", metric] if c not in epochs.columns]
+    if missing:
+        raise ValueError(f"epochs table lacks columns: {', '.join(missing)}")
     rows = []
+    bounds = (0.0, 1.0) if is_accuracy(metric) else None
     for key, g in epochs.groupby(CONFIG_KEYS + ["epoch"], sort=True):
-        m, s, lo, hi, n = mean_ci(g[metric])
+        m, s, lo, hi, n = mean_ci(g[metric], bounds=bounds)
         rows.append(dict(zip(CONFIG_KEYS + ["epoch"], key), mean=m, std=s,
                          ci95_low=lo, ci95_high=hi, n=n))
     out = pd.DataFrame(rows, columns=CONFIG_KEYS + ["epoch", "mean", "std", "ci95_low",
@@ -216,6 +177,9 @@ def _mannwhitney(x: np.ndarray, y: np.ndarray) -> tuple[float, float, str]:
     """Two-sided Mann-Whitney U; exact without ties, permutation (exact when enumerable,
     seeded Monte Carlo otherwise) with ties.  Returns (U for x, p, method)."""
     pooled = np.concatenate([x, y])
+    # On ranks, so that +-inf (a diverged run) is simply the last rank; U and p are those of the values.
+    ranks = stats.rankdata(pooled)
+    x, y = ranks[:len(x)], ranks[len(x):]
     if len(np.unique(pooled)) == len(pooled):
         r = stats.mannwhitneyu(x, y, alternative="two-sided", method="exact")
         return float(r.statistic), float(r.pvalue), "exact"
@@ -227,18 +191,87 @@ def _mannwhitney(x: np.ndarray, y: np.ndarray) -> tuple[float, float, str]:
             "exact permutation (ties)" if exact else "Monte Carlo permutation (ties)")
 
 
-def _lower_is_better(metric: str) -> bool:
+def lower_is_better(metric: str) -> bool:
     return "loss" in metric or "epochs_to_target" in metric or "seconds" in metric
 
 
-def compare_groups(groups: dict[str, np.ndarray], higher_is_better: bool = True,
-                   alpha: float = ALPHA) -> dict:
+@dataclass
+class GroupComparison:
+    """The result of :func:`compare_groups`.
+
+    ``test`` (Kruskal-Wallis for > 2 groups, Mann-Whitney U for 2, else none), its ``statistic``, ``p_value``,
+    ``effect_size`` and ``effect_size_name``; ``pairs`` (one row per pair: optimizer_a, optimizer_b, n_a, n_b,
+    mean_a, mean_b, diff, u_statistic, p_value, p_holm, rank_biserial, method, min_achievable_p, significant,
+    a_better); ``ranks`` (optimizer, n, mean_rank, mean, std; best first); ``n_per_group``; ``n_pairs``;
+    ``min_achievable_p`` (smallest p any pair can reach at these n); ``enough_seeds`` (every pair could reach
+    Holm-corrected p < alpha); ``seeds_needed`` (equal seeds per group that would); ``alpha``.
+    """
+
+    test: str
+    statistic: float
+    p_value: float
+    effect_size: float
+    effect_size_name: str
+    pairs: pd.DataFrame
+    ranks: pd.DataFrame
+    n_per_group: dict
+    n_pairs: int
+    min_achievable_p: float
+    enough_seeds: bool
+    seeds_needed: int
+    alpha: float
+
+
+def _finite_mean(x: np.ndarray) -> float:
+    finite = x[np.isfinite(x)]
+    return float(finite.mean()) if finite.size else math.nan
+
+
+def _rank_table(groups: dict[str, np.ndarray], higher_is_better: bool) -> pd.DataFrame:
+    """Pooled average ranks (higher rank = larger value); +-inf (a diverged run) ranks beyond every value."""
+    columns = ["optimizer", "n", "mean_rank", "mean", "std"]
+    if not groups:
+        return pd.DataFrame(columns=columns)
+    ranks_all = stats.rankdata(np.concatenate(list(groups.values())))
+    rows, start = [], 0
+    for label, values in groups.items():
+        finite = values[np.isfinite(values)]
+        rows.append(dict(optimizer=label, n=values.size, mean_rank=float(ranks_all[start:start + values.size].mean()),
+                         mean=_finite_mean(values), std=float(finite.std(ddof=1)) if finite.size > 1 else math.nan))
+        start += values.size
+    ranks = pd.DataFrame(rows, columns=columns)
+    return ranks.sort_values(["mean_rank", "mean"], ascending=not higher_is_better,
+                             kind="mergesort").reset_index(drop=True)
+
+
+def _pair_table(groups: dict[str, np.ndarray], higher_is_better: bool, alpha: float) -> pd.DataFrame:
+    """Holm-corrected pairwise Mann-Whitney U; a significant pair's direction is read from the rank
+    statistic (rank-biserial r > 0: a tends to be larger), not from the means."""
+    columns = ["optimizer_a", "optimizer_b", "n_a", "n_b", "mean_a", "mean_b", "diff", "u_statistic", "p_value",
+               "p_holm", "rank_biserial", "method", "min_achievable_p", "significant", "a_better"]
+    rows = []
+    for a, b in itertools.combinations(groups, 2):
+        x, y = groups[a], groups[b]
+        if x.size >= 2 and y.size >= 2:
+            u, p, method = _mannwhitney(x, y)
+            rb = 2.0 * u / (x.size * y.size) - 1.0
+        else:
+            u, p, rb, method = math.nan, math.nan, math.nan, "not run (n<2)"
+        rows.append(dict(optimizer_a=a, optimizer_b=b, n_a=x.size, n_b=y.size, mean_a=_finite_mean(x),
+                         mean_b=_finite_mean(y), diff=_finite_mean(x) - _finite_mean(y), u_statistic=u, p_value=p,
+                         rank_biserial=rb, method=method, min_achievable_p=min_mannwhitney_p(x.size, y.size)))
+    for row, p_adj in zip(rows, holm([r["p_value"] for r in rows])):
+        row["p_holm"] = float(p_adj)
+        row["significant"] = bool(p_adj < alpha)      # NaN < alpha is False
+        row["a_better"] = bool(row["rank_biserial"] > 0) == higher_is_better if row["significant"] else None
+    return pd.DataFrame(rows, columns=columns)
+
+
+def compare_groups(groups: dict[str, np.ndarray], higher_is_better: bool = True, alpha: float = ALPHA) -> GroupComparison:
     """Kruskal-Wallis (for > 2 groups) and Holm-corrected pairwise Mann-Whitney U.
 
-    ``groups`` maps a label to its per-seed values (NaN dropped, empty groups removed).
-    Returns a dict with ``test, statistic, p_value, effect_size, effect_size_name, pairs,
-    ranks, n_per_group, min_achievable_p, enough_seeds, seeds_needed`` (see
-    :func:`compare_optimizers`).
+    ``groups`` maps a label to its per-seed values (NaN dropped, empty groups removed; +-inf is allowed and
+    ranks beyond every finite value: a diverged run put last).
     """
     g = {k: np.asarray(v, dtype=float) for k, v in groups.items()}
     g = {k: v[~np.isnan(v)] for k, v in g.items()}
@@ -246,50 +279,10 @@ def compare_groups(groups: dict[str, np.ndarray], higher_is_better: bool = True,
     labels = list(g)
     k = len(labels)
     n_per = {lab: int(g[lab].size) for lab in labels}
-    pair_cols = ["optimizer_a", "optimizer_b", "n_a", "n_b", "mean_a", "mean_b", "diff",
-                 "u_statistic", "p_value", "p_holm", "rank_biserial", "method",
-                 "min_achievable_p", "significant"]
-    rank_cols = ["optimizer", "n", "mean_rank", "mean", "std"]
-
-    # rank table (pooled average ranks, higher rank = larger value)
-    if k:
-        pooled = np.concatenate([g[lab] for lab in labels])
-        ranks_all = stats.rankdata(pooled)
-        rank_rows, start = [], 0
-        for lab in labels:
-            n = g[lab].size
-            rank_rows.append(dict(optimizer=lab, n=n,
-                                  mean_rank=float(ranks_all[start:start + n].mean()),
-                                  mean=float(g[lab].mean()),
-                                  std=float(g[lab].std(ddof=1)) if n > 1 else math.nan))
-            start += n
-        ranks = pd.DataFrame(rank_rows, columns=rank_cols)
-        ranks = ranks.sort_values(["mean_rank", "mean"], ascending=not higher_is_better,
-                                  kind="mergesort").reset_index(drop=True)
-    else:
-        ranks = pd.DataFrame(columns=rank_cols)
-
-    # pairwise Mann-Whitney
+    ranks = _rank_table(g, higher_is_better)
+    pairs = _pair_table(g, higher_is_better, alpha)
     m = k * (k - 1) // 2
-    rows = []
-    for a, b in itertools.combinations(labels, 2):
-        x, y = g[a], g[b]
-        if x.size >= 2 and y.size >= 2:
-            u, p, method = _mannwhitney(x, y)
-            rb = 2.0 * u / (x.size * y.size) - 1.0
-        else:
-            u, p, rb, method = math.nan, math.nan, math.nan, "not run (n<2)"
-        rows.append(dict(optimizer_a=a, optimizer_b=b, n_a=x.size, n_b=y.size,
-                         mean_a=float(x.mean()), mean_b=float(y.mean()),
-                         diff=float(x.mean() - y.mean()), u_statistic=u, p_value=p,
-                         rank_biserial=rb, method=method,
-                         min_achievable_p=min_mannwhitney_p(x.size, y.size)))
-    for row, p_adj in zip(rows, holm([r["p_value"] for r in rows])):
-        row["p_holm"] = float(p_adj)
-        row["significant"] = bool(p_adj < alpha)      # NaN < alpha is False
-    pairs = pd.DataFrame(rows, columns=pair_cols)
 
-    # omnibus
     test, stat, p, eff, eff_name = "none", math.nan, math.nan, math.nan, ""
     if k > 2 and min(n_per.values()) >= 2:
         test, eff_name = "Kruskal-Wallis", "epsilon_squared"
@@ -297,7 +290,7 @@ def compare_groups(groups: dict[str, np.ndarray], higher_is_better: bool = True,
         if np.unique(pooled).size == 1:
             stat, p, eff = 0.0, 1.0, 0.0
         else:
-            r = stats.kruskal(*[g[lab] for lab in labels])
+            r = stats.kruskal(*[stats.rankdata(pooled)[slice(*_span(n_per, lab))] for lab in labels])
             stat, p = float(r.statistic), float(r.pvalue)
             eff = stat / (pooled.size - 1)          # epsilon^2 = H / (n - 1)
     elif k == 2 and len(pairs):
@@ -306,12 +299,19 @@ def compare_groups(groups: dict[str, np.ndarray], higher_is_better: bool = True,
                         float(pairs["rank_biserial"].iloc[0]))
 
     min_p = float(pairs["min_achievable_p"].min()) if len(pairs) else 1.0
-    enough = bool(k >= 2 and len(pairs)
-                  and (pairs["min_achievable_p"] * m < alpha).all())
-    return dict(test=test, statistic=stat, p_value=p, effect_size=eff,
-                effect_size_name=eff_name, pairs=pairs, ranks=ranks, n_per_group=n_per,
-                n_pairs=m, min_achievable_p=min_p, enough_seeds=enough,
-                seeds_needed=min_seeds_needed(max(k, 2), alpha), alpha=alpha)
+    enough = bool(k >= 2 and len(pairs) and (pairs["min_achievable_p"] * m < alpha).all())
+    return GroupComparison(test=test, statistic=stat, p_value=p, effect_size=eff, effect_size_name=eff_name,
+                           pairs=pairs, ranks=ranks, n_per_group=n_per, n_pairs=m, min_achievable_p=min_p,
+                           enough_seeds=enough, seeds_needed=min_seeds_needed(max(k, 2), alpha), alpha=alpha)
+
+
+def _span(n_per: dict, label: str) -> tuple[int, int]:
+    start = 0
+    for other, n in n_per.items():
+        if other == label:
+            return start, start + n
+        start += n
+    raise KeyError(label)
 
 
 def choose_lr(runs: pd.DataFrame, lr: float | None) -> float:
@@ -330,86 +330,77 @@ def _fmt(v: float, digits: int = 3) -> str:
     return "nan" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
 
 
-def compare_optimizers(epochs: pd.DataFrame, model: str, lr: float | None = None,
-                       metric: str = "final_val_accuracy", alpha: float = ALPHA,
-                       target_accuracy: float = 0.95) -> dict:
-    """Compare the optimizers of one model (at one lr) on a run-level metric across seeds.
+@dataclass
+class OptimizerComparison:
+    """:func:`compare_optimizers`' result: the comparison of one model's optimizers at one lr on one metric."""
 
-    ``metric`` is a :func:`run_metrics` column (default final validation accuracy; losses,
-    ``epochs_to_target`` and seconds are treated as lower-is-better).  ``lr=None`` means the
-    model's only learning rate (``ValueError`` if there are several).
+    model: str
+    lr: float
+    metric: str
+    result: GroupComparison
+    verdict_text: str
 
-    Tests: Kruskal-Wallis when there are > 2 optimizers (effect size epsilon-squared =
-    H/(N-1)); two-sided Mann-Whitney U for every pair (exact without ties, exact permutation
-    with ties), Holm-corrected, effect size rank-biserial r = 2U/(n_a n_b) - 1 (positive: a
-    tends to be larger).  With 2 optimizers ``p_value``/``effect_size`` are the single Mann-Whitney
-    test's.  Tests with a group of < 2 seeds are not run (NaN).
 
-    Returns a dict:
-      ``p_value``, ``effect_size`` (omnibus), ``test``, ``statistic``, ``effect_size_name``,
-      ``pairs`` (DataFrame: optimizer_a, optimizer_b, n_a, n_b, mean_a, mean_b, diff,
-      u_statistic, p_value, p_holm, rank_biserial, method, min_achievable_p, significant),
-      ``ranks`` (DataFrame: optimizer, n, mean_rank, mean_<metric>, std_<metric>; best first),
-      ``n_per_group``, ``min_achievable_p`` (smallest p any pair can reach at these n),
-      ``enough_seeds`` (True iff every pair could reach Holm-corrected p < alpha at these n),
-      ``seeds_needed`` (equal seeds per optimizer that would be), ``model``, ``lr``, ``metric``,
-      ``alpha``, ``verdict_text``.
+def compare_optimizers(runs: pd.DataFrame, model: str, lr: float | None = None,
+                       metric: str = "final_val_accuracy", alpha: float = ALPHA) -> OptimizerComparison:
+    """Compare the optimizers of one model (at one lr) on a per-run metric (a ``runs.csv`` column) across seeds.
+
+    Losses, ``epochs_to_target`` and seconds are lower-is-better.  ``lr=None`` means the model's only learning
+    rate (``ValueError`` if there are several).  Tests: see :func:`compare_groups`; with 2 optimizers the
+    omnibus ``p_value``/``effect_size`` are the single Mann-Whitney test's; groups of < 2 seeds are not tested.
+    The ranks table's mean and std columns are named ``mean_<metric>`` and ``std_<metric>``.
     """
-    runs = run_metrics(epochs, target_accuracy)
     if metric not in runs.columns:
-        raise ValueError(f"unknown metric {metric!r}; one of {list(runs.columns[5:])}")
+        raise ValueError(f"unknown metric {metric!r}; one of {', '.join(runs.columns)}")
     sub = runs[runs["model"] == model]
     if sub.empty:
         raise ValueError(f"model {model!r} not in the data")
     lr = choose_lr(sub, lr)
     sub = sub[np.isclose(sub["lr"], lr)]
-    higher = not _lower_is_better(metric)
+    higher = not lower_is_better(metric)
     groups = {opt: g[metric].to_numpy(float) for opt, g in sub.groupby("optimizer", sort=True)}
     res = compare_groups(groups, higher_is_better=higher, alpha=alpha)
-    res["ranks"] = res["ranks"].rename(columns={"mean": f"mean_{metric}", "std": f"std_{metric}"})
-    res.update(model=model, lr=lr, metric=metric)
-    res["verdict_text"] = _verdict_text(res, higher)
-    return res
+    res.ranks = res.ranks.rename(columns={"mean": f"mean_{metric}", "std": f"std_{metric}"})
+    return OptimizerComparison(model, lr, metric, res, _verdict_text(model, lr, metric, res))
 
 
-def _verdict_text(res: dict, higher: bool) -> str:
-    metric, n_per, alpha = res["metric"], res["n_per_group"], res["alpha"]
-    head = f"{res['model']} (lr={res['lr']:g}), {metric} per optimizer: " + ", ".join(
-        f"{r.optimizer} {_fmt(r[f'mean_{metric}'])} (n={r.n})" for _, r in res["ranks"].iterrows())
+def _verdict_text(model: str, lr: float, metric: str, res: GroupComparison) -> str:
+    n_per, alpha = res.n_per_group, res.alpha
+    head = f"{model} (lr={lr:g}), {metric} per optimizer: " + ", ".join(
+        f"{r.optimizer} {_fmt(r[f'mean_{metric}'])} (n={r.n})" for _, r in res.ranks.iterrows())
     if len(n_per) < 2:
         return head + ". Only one optimizer: nothing to compare."
     sizes = ", ".join(f"{k}={v}" for k, v in n_per.items())
     if min(n_per.values()) < 2:
         return (head + f". Seeds per optimizer: {sizes}. Too few seeds to conclude: with a "
                 "single seed per optimizer no test is possible; only point values can be "
-                f"compared. At least {res['seeds_needed']} seeds per optimizer are needed for "
+                f"compared. At least {res.seeds_needed} seeds per optimizer are needed for "
                 f"Holm-corrected pairwise tests to be able to reach p < {alpha:g}.")
     parts = [head + "."]
-    if res["test"] == "Kruskal-Wallis":
-        parts.append(f"Kruskal-Wallis H={_fmt(res['statistic'])}, p={_fmt(res['p_value'], 4)}, "
-                     f"epsilon^2={_fmt(res['effect_size'])}.")
+    if res.test == "Kruskal-Wallis":
+        parts.append(f"Kruskal-Wallis H={_fmt(res.statistic)}, p={_fmt(res.p_value, 4)}, "
+                     f"epsilon^2={_fmt(res.effect_size)}.")
     pair_txt = "; ".join(
         f"{r.optimizer_a} vs {r.optimizer_b}: diff={_fmt(r['diff'], 4)}, "
         f"r_rb={_fmt(r.rank_biserial, 2)}, p={_fmt(r.p_value, 4)}, p_Holm={_fmt(r.p_holm, 4)}"
-        for _, r in res["pairs"].iterrows())
+        for _, r in res.pairs.iterrows())
     parts.append(f"Mann-Whitney U (Holm): {pair_txt}.")
-    if not res["enough_seeds"]:
+    if not res.enough_seeds:
         parts.append(
             f"Too few seeds to conclude: with seeds per optimizer {sizes}, the smallest p-value "
-            f"a Mann-Whitney test can reach is {_fmt(res['min_achievable_p'], 4)} "
-            f"({_fmt(min(1.0, res['min_achievable_p'] * res['n_pairs']), 4)} after Holm over "
-            f"{res['n_pairs']} pair(s)), not below alpha={alpha:g}, whatever the data. "
-            f"At least {res['seeds_needed']} seeds per optimizer are needed.")
+            f"a Mann-Whitney test can reach is {_fmt(res.min_achievable_p, 4)} "
+            f"({_fmt(min(1.0, res.min_achievable_p * res.n_pairs), 4)} after Holm over "
+            f"{res.n_pairs} pair(s)), not below alpha={alpha:g}, whatever the data. "
+            f"At least {res.seeds_needed} seeds per optimizer are needed.")
         return " ".join(parts)
-    sig = res["pairs"][res["pairs"]["significant"]]
+    sig = res.pairs[res.pairs["significant"]]
     if sig.empty:
         parts.append(f"No pair differs significantly at alpha={alpha:g}: the ordering is not "
                      "established at these seeds.")
     else:
         better = []
         for _, r in sig.iterrows():
-            a_wins = (r["diff"] > 0) == higher
-            w, l_ = (r.optimizer_a, r.optimizer_b) if a_wins else (r.optimizer_b, r.optimizer_a)
+            w, l_ = (r.optimizer_a, r.optimizer_b) if r.a_better else (r.optimizer_b, r.optimizer_a)
             better.append(f"{w} better than {l_}")
         parts.append(f"Significant at alpha={alpha:g} (Holm): " + "; ".join(better) + ".")
     return " ".join(parts)

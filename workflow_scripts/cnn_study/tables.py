@@ -3,7 +3,8 @@
 Pure functions (DataFrame in, str out); plain string formatting, no ``tabulate``.
 
 Per model, one row per (optimizer, lr) with: seeds, final & best training and validation
-accuracy (percent, 1 decimal, ``mean ± std`` when n > 1), final validation loss (3 decimals),
+accuracy (percent, 1 decimal, ``mean ± std`` when n > 1; final = mean of the last k epochs), final
+validation loss (3 decimals), test accuracy with its 95% CI where the runs were evaluated on a test split,
 epochs to the target accuracy (mean over the seeds that reached it, ``k/n`` when not all did,
 an em dash when none did), and training seconds (mean over seeds).  The row of the best
 optimizer per model (highest ``final_val_accuracy_mean``; ties all marked) is bold.
@@ -75,6 +76,8 @@ def _rows(summary: pd.DataFrame, pm: str, dash: str):
             cells = [_name(r["optimizer"]), f"{float(r['lr']):g}", str(n)]
             cells += [_mean_std(r[f"{c}_mean"], r[f"{c}_std"], n, 100.0, 1, pm) for c, _ in _ACC_COLS]
             cells.append(_mean_std(r["final_val_loss_mean"], r["final_val_loss_std"], n, 1.0, 3, pm))
+            if _has_test(summary):
+                cells.append(_test_cell(r, dash))
             cells.append(_ett(r, dash))
             sec = r["total_train_seconds_mean"]
             cells.append(dash if _nan(sec) else f"{sec:.0f}")
@@ -83,9 +86,28 @@ def _rows(summary: pd.DataFrame, pm: str, dash: str):
         yield model, rows
 
 
+def _has_test(summary: pd.DataFrame) -> bool:
+    return "test_accuracy_mean" in summary.columns and summary["test_accuracy_mean"].notna().any()
+
+
+def _test_cell(row, dash: str) -> str:
+    """Test accuracy in %, with its 95% CI (over seeds; a single run's Wilson interval)."""
+    if _nan(row["test_accuracy_mean"]):
+        return dash
+    cell = f"{100 * row['test_accuracy_mean']:.1f}"
+    if not _nan(row["test_accuracy_ci95_low"]):
+        cell += f" [{100 * row['test_accuracy_ci95_low']:.1f}, {100 * row['test_accuracy_ci95_high']:.1f}]"
+    return cell
+
+
+def _final_epochs(summary: pd.DataFrame) -> str:
+    return f"{int(summary['final_epochs'].iloc[0])}" if "final_epochs" in summary.columns else "k"
+
+
 def _headers(summary: pd.DataFrame) -> list[str]:
+    test = ["Test acc (%) [95% CI]"] if _has_test(summary) else []
     return (["Optimizer", "LR", "Seeds"] + [h for _, h in _ACC_COLS]
-            + ["Final val loss", f"Epochs to {_target_label(summary)}", "Train time (s)"])
+            + ["Final val loss"] + test + [f"Epochs to {_target_label(summary)}", "Train time (s)"])
 
 
 def summary_markdown(summary: pd.DataFrame) -> str:
@@ -103,11 +125,34 @@ def summary_markdown(summary: pd.DataFrame) -> str:
                 cells = [f"**{c}**" for c in cells]
             out.append("| " + " | ".join(cells) + " |")
         out.append("")
-    out.append(f"Accuracies in %, mean ± std over seeds when there are several. Epochs to "
+    out.append(f"Accuracies in %, mean ± std over seeds when there are several; final = mean of the last "
+               f"{_final_epochs(summary)} epochs (results.final_epochs). Epochs to "
                f"{_target_label(summary)}: first epoch whose training accuracy reaches it, mean "
                f"over the seeds that did (k/n: seeds that did). **Bold**: highest mean final "
                f"validation accuracy per model.")
-    return "\n".join(out) + "\n"
+    return "\n".join(out + tuned_markdown(summary)) + "\n"
+
+
+def tuned_markdown(summary: pd.DataFrame) -> list[str]:
+    """The tuned view, when the grid has several learning rates: per model and optimizer, the lr with the best
+    mean final validation accuracy (summary.csv's ``tuned`` rows), and what it reached."""
+    if "tuned" not in summary.columns or summary["lr"].nunique() < 2:
+        return []
+    test = _has_test(summary)
+    head = ["Model", "Optimizer", "Tuned LR", "Seeds", "Final val acc (%)", "Final train acc (%)"]
+    head += ["Test acc (%) [95% CI]"] if test else []
+    lines = ["", "### Tuned learning rates", "",
+             "Per model and optimizer, the learning rate with the best mean final validation accuracy "
+             "(the test split, where there is one, never chooses).", "",
+             "| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|"]
+    for _, r in summary[summary["tuned"].astype(bool)].iterrows():
+        n = int(r["n"])
+        cells = [_name(r["model"]), _name(r["optimizer"]), f"{float(r['lr']):g}", str(n),
+                 _mean_std(r["final_val_accuracy_mean"], r["final_val_accuracy_std"], n, 100.0, 1, " ± "),
+                 _mean_std(r["final_accuracy_mean"], r["final_accuracy_std"], n, 100.0, 1, " ± ")]
+        cells += [_test_cell(r, "—")] if test else []
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",

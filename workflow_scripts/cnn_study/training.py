@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 from pathlib import Path
@@ -44,6 +45,55 @@ def phase_plan(protocol: dict, epochs: int) -> list[str]:
         return ["full"] * epochs
     warmup = min(protocol["warmup_epochs"], epochs)
     return ["frozen"] * warmup + ["fine_tune"] * (epochs - warmup)
+
+
+def phase_learning_rate(keras, settings: dict, phase: str, phases: list[str], steps_per_epoch: int):
+    """A phase's learning rate: the grid's, or protocol.fine_tune_learning_rate after the warm-up. With
+    lr_schedule cosine, a schedule that decays it to 0 over the phase's steps (it reads the optimizer's step
+    count, which the backup restores, so a resumed run follows the same curve)."""
+    rate = settings["learning_rate"]
+    if phase == "fine_tune" and settings["protocol"].get("fine_tune_learning_rate") is not None:
+        rate = float(settings["protocol"]["fine_tune_learning_rate"])
+    if settings.get("lr_schedule", "none") == "cosine":
+        return keras.optimizers.schedules.CosineDecay(rate, decay_steps=phases.count(phase) * steps_per_epoch)
+    return rate
+
+
+PLATEAU_FACTOR, PLATEAU_PATIENCE, PLATEAU_MIN_DELTA = 0.5, 3, 1e-4
+
+
+def plateau_learning_rate(rate: float, val_losses: list[float]) -> float:
+    """Keras ReduceLROnPlateau's rule (monitor val_loss, cooldown 0) replayed over a phase's validation losses:
+    after PLATEAU_PATIENCE epochs without a new best, the rate is multiplied by PLATEAU_FACTOR."""
+    best, wait = math.inf, 0
+    for loss in val_losses:
+        if loss < best - PLATEAU_MIN_DELTA:
+            best, wait = loss, 0
+            continue
+        wait += 1
+        if wait >= PLATEAU_PATIENCE:
+            rate, wait = rate * PLATEAU_FACTOR, 0
+    return rate
+
+
+def plateau_callback(keras, rates: dict[str, float], phases: list[str], partial_history: Path):
+    """lr_schedule reduce_on_plateau: before each epoch, the rate follows from the phase's validation losses so
+    far (the resumed epochs' rows included). Replayed from the history instead of Keras' callback state, so a
+    resumed run uses exactly the rates of an uninterrupted one, however the fit calls are cut."""
+    losses = []
+    if partial_history.exists():
+        done = pd.read_csv(partial_history)
+        losses += list(zip(done["phase"], done["val_loss"].astype(float)))
+
+    def set_rate(epoch, logs=None):
+        phase = phases[epoch]
+        callback.model.optimizer.learning_rate = plateau_learning_rate(rates[phase], [v for p, v in losses if p == phase])
+
+    def record(epoch, logs=None):
+        losses.append((phases[epoch], float(logs["val_loss"])))
+
+    callback = keras.callbacks.LambdaCallback(on_epoch_begin=set_rate, on_epoch_end=record)
+    return callback
 
 
 def epoch_order(seed: int, epoch: int, count: int) -> np.ndarray:
@@ -206,9 +256,11 @@ def train_run(
     ]
 
     def enter_phase(phase: str) -> None:
-        set_phase_trainability(base, phase, settings["protocol"]["unfreeze_top_layers"])
+        protocol = settings["protocol"]
+        set_phase_trainability(base, phase, protocol["unfreeze_top_layers"], protocol.get("batch_norm", "frozen"))
+        rate = phase_learning_rate(keras, settings, phase, phases, steps)
         model.compile(
-            optimizer=build_optimizer(settings["optimizer"], settings["learning_rate"], settings["optimizer_params"]),
+            optimizer=build_optimizer(settings["optimizer"], rate, settings["optimizer_params"]),
             loss=settings["loss"],
             metrics=settings["metrics"],
             jit_compile=settings.get("jit_compile", "auto"),
@@ -217,6 +269,9 @@ def train_run(
 
     start = min(completed_epochs(backup_dir), len(phases))
     keep_history_rows(partial_history, start)
+    if settings.get("lr_schedule") == "reduce_on_plateau":
+        rates = {phase: phase_learning_rate(keras, settings, phase, phases, steps) for phase in set(phases)}
+        callbacks.insert(0, plateau_callback(keras, rates, phases, partial_history))
     current = None
     if start:
         # The backup holds the state at the end of epoch `start`: restore it into that epoch's phase,
