@@ -96,6 +96,17 @@ def training_threads():
     return min(8, max(1, (cores or 1) // max(1, len(RUNS))))
 
 
+def training_env(wildcards):
+    """The training job's conda env: envs/train-gpu.yaml when the train rule is given a GPU, else the CPU one.
+    Snakemake has no profile key for a rule's env, and a conda: function sees wildcards, params and input
+    but not resources. So it reads the train rule's gpu resource as resolved after the rule's own value
+    and set-resources (profiles/local, profiles/slurm, --set-resources): the one place that says a job
+    gets a GPU also gives it the env that can use one, and no cluster setting enters config.yaml."""
+    gpu = workflow.get_rule("train").resources.get("gpu")
+    gpus = getattr(gpu, "value", gpu) or 0
+    return "../envs/train-gpu.yaml" if int(gpus) > 0 else "../envs/train.yaml"
+
+
 def training_inputs(wildcards):
     model = settings.model_settings(config, wildcards.model)
     inputs = cache_files(model["input_size"])

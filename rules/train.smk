@@ -19,6 +19,6 @@ rule train:
         runtime=240,
         gpu=0,
     conda:
-        "../envs/train.yaml"
+        training_env
     script:
         "../workflow_scripts/train.py"

@@ -129,5 +129,6 @@ def run_settings(config: dict, model: str, optimizer: str, lr: str, seed: str | 
         "augmentation": dict(training["augmentation"]),
         "deterministic": training["deterministic"],
         "jit_compile": training["jit_compile"],
+        "backend": training["backend"],
         "classes": list(config["dataset"]["classes"]),
     }

@@ -214,9 +214,11 @@ def train_run(
     resume_dir: str | Path,
     threads: int = 1,
     verbose: int = 2,
+    gpus: int = 0,
 ) -> pd.DataFrame:
     provenance = Provenance.start(settings)
-    keras = configure_backend(threads, settings["seed"], settings["deterministic"])
+    keras = configure_backend(threads, settings["seed"], settings["deterministic"], settings.get("backend"), gpus)
+    provenance.extra["gpus_requested"] = gpus
     from cnn_study.models import build_model, set_phase_trainability
     from cnn_study.optimizers import build_optimizer
 
