@@ -44,9 +44,10 @@ def select_backend(backend: str | None, deterministic: bool = True) -> str:
         )
     package, requirements = BACKEND_PACKAGES[backend]
     if importlib.util.find_spec(package) is None:
+        gpu_note = ", or requirements-gpu.txt on an NVIDIA GPU" if backend == "jax" else ""
         raise RuntimeError(
             f"training.backend is {backend}, but {package} is not installed in this environment: "
-            f"pip install -r {requirements}" + (", or requirements-gpu.txt on an NVIDIA GPU" if backend == "jax" else "")
+            f"pip install -r {requirements}{gpu_note}"
         )
     os.environ["KERAS_BACKEND"] = backend
     if backend == "jax" and deterministic:
