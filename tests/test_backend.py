@@ -23,7 +23,8 @@ needs_jax = pytest.mark.skipif(not HAVE_JAX, reason="jax is not installed (pip i
 def clean_env(monkeypatch):
     """KERAS_BACKEND and XLA_FLAGS as select_backend leaves them are undone after the test."""
     monkeypatch.delenv("KERAS_BACKEND", raising=False)
-    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    for name in ("XLA_FLAGS", "XLA_PYTHON_CLIENT_PREALLOCATE", "TF_FORCE_GPU_ALLOW_GROWTH"):
+        monkeypatch.delenv(name, raising=False)
     return monkeypatch
 
 
@@ -70,6 +71,8 @@ def test_jax_gets_the_xla_determinism_flags_once_and_keeps_the_users(clean_env):
     select_backend("jax", deterministic=True)
     assert os.environ["XLA_FLAGS"].split() == ["--xla_dump_to=/tmp/x", *JAX_DETERMINISM_FLAGS]
     assert "--xla_gpu_deterministic_ops=true" in JAX_DETERMINISM_FLAGS
+    # Runs side by side on one GPU: neither JAX nor the TensorFlow that Keras imports takes all its memory.
+    assert os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false" and os.environ["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"
     clean_env.delenv("XLA_FLAGS")
     select_backend("jax", deterministic=False)
     assert "XLA_FLAGS" not in os.environ

@@ -50,6 +50,12 @@ def select_backend(backend: str | None, deterministic: bool = True) -> str:
             f"pip install -r {requirements}{gpu_note}"
         )
     os.environ["KERAS_BACKEND"] = backend
+    if backend == "jax":
+        # JAX takes 75% of GPU memory at start by default: several runs share a GPU (the profiles' gpu limit).
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    if backend != "tensorflow":
+        # Keras imports TensorFlow where it is installed (the GPU setup has both): it must not take the GPU's memory.
+        os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
     if backend == "jax" and deterministic:
         flags = os.environ.get("XLA_FLAGS", "").split()
         os.environ["XLA_FLAGS"] = " ".join(flags + [flag for flag in JAX_DETERMINISM_FLAGS if flag not in flags])
