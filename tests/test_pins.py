@@ -190,12 +190,14 @@ def resolutions(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("resolve")
     with ThreadPoolExecutor(len(SETUPS)) as pool:
         futures = {setup: pool.submit(resolve_setup, setup, tmp_path) for setup in SETUPS}
-    return {setup: future.result() for setup, future in futures.items()}
+    return {setup: future.exception() or future.result() for setup, future in futures.items()}
 
 
 @pytest.mark.parametrize("setup", SETUPS)
 def test_the_pins_resolve_for_each_platform(resolutions, setup):
     result = resolutions[setup]
+    if isinstance(result, Exception):
+        raise result
     if isinstance(result, str):
         pytest.skip(result)
     pins, full = result if len(result) == 2 else (result[0], None)
