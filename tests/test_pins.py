@@ -165,14 +165,16 @@ def pip_resolve(lines: list[str], platform: str, target, *extra: str) -> tuple[d
 
 
 def resolve_setup(setup: str, tmp_path) -> tuple[dict, dict] | str:
-    """A setup's pins for its platform: each pin alone, and on Linux the full resolution (but SDIST_DEPENDENT's
-    dependencies); or why the registry is unreachable. pip evaluates the markers of dependencies (torch's
+    """A setup's pins for its platform: each pin alone, and for the GPU setup the full resolution (but
+    SDIST_DEPENDENT's dependencies); or why the registry is unreachable. The Linux CPU setup is resolved in
+    full by CI's own install (.ci/run). pip evaluates the markers of dependencies (torch's
     `platform_system == "Linux"` CUDA packages, say) for the machine it runs on, so for macOS and Windows
     only the pins themselves are resolved: each must have a wheel for that platform."""
     platform, files = SETUPS[setup]
     lines = for_platform(files, PLATFORMS[platform][1])
     full = [line for line in lines if canonicalize_name(Requirement(line).name) not in SDIST_DEPENDENT]
-    parts = [("pins", lines, ("--no-deps",))] + ([("full", full, ())] if sys.platform == "linux" == platform else [])
+    in_full = setup == "linux-gpu" and sys.platform == "linux"
+    parts = [("pins", lines, ("--no-deps",))] + ([("full", full, ())] if in_full else [])
     reports = []
     for part, selected, extra in parts:
         report, unreachable = pip_resolve(selected, platform, tmp_path / f"{setup}-{part}", *extra)
