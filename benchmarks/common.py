@@ -145,7 +145,9 @@ def workflow_settings(overrides: dict, model: str, optimizer: str, lr: str, seed
 
         sys.modules.setdefault("jsonschema", types.ModuleType("jsonschema"))
         from cnn_study import settings as settings_module
-    return settings_module.run_settings(workflow_config(overrides), model, optimizer, lr, seed)
+    # The benchmarks pick their backend with KERAS_BACKEND; training.backend would override it in train_run.
+    backend = {"training": {"backend": os.environ.get("KERAS_BACKEND", "tensorflow")}}
+    return settings_module.run_settings(workflow_config(deep_update(backend, overrides)), model, optimizer, lr, seed)
 
 
 # ---- the hand-written baseline -----------------------------------------------------------------

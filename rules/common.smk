@@ -100,6 +100,17 @@ def training_threads():
     return min(8, max(1, (cores or 1) // max(1, len(RUNS))))
 
 
+def training_env(wildcards):
+    """The training job's conda env: envs/train-gpu.yaml where a profile or --set-resources gives the train rule
+    a GPU (profiles/local, slurm/), else the CPU one. The rule's own gpu=1 is a request that a laptop ignores, so
+    it does not choose the env; set-resources does, and Snakemake forwards it to cluster jobs, which then pick
+    the same env. (Snakemake has no profile key for a rule's env, and a conda: function cannot see resources.)"""
+    overrides = workflow.resource_settings.overwrite_resources.get("train") or {}
+    gpu = overrides["gpu"] if "gpu" in overrides else 0
+    gpus = getattr(gpu, "value", gpu) or 0
+    return "../envs/train-gpu.yaml" if int(gpus) > 0 else "../envs/train.yaml"
+
+
 def training_inputs(wildcards):
     model = settings.model_settings(config, wildcards.model)
     inputs = cache_files(model["input_size"])

@@ -24,6 +24,6 @@ rule train:
         mem_mb=32000,
         runtime=240,
     conda:
-        "../envs/train.yaml"
+        training_env
     script:
         "../workflow_scripts/train.py"

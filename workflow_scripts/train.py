@@ -23,4 +23,6 @@ run_logged(
     provenance_path=snakemake.output.provenance,
     resume_dir=snakemake.params.resume_dir,
     threads=snakemake.threads,
+    # The rule's gpu resource (a profile sets it): a job given a GPU that its backend cannot see stops at once.
+    gpus=int(snakemake.resources.get("gpu", 0)),
 )

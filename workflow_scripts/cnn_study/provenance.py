@@ -17,7 +17,8 @@ from importlib import metadata
 from pathlib import Path
 
 PACKAGES = (
-    "keras", "tensorflow", "tensorflow-cpu", "torch", "jax", "jaxlib", "numpy", "h5py", "pandas", "pillow", "snakemake",
+    "keras", "tensorflow", "tensorflow-cpu", "torch", "jax", "jaxlib", "jax-cuda12-plugin", "numpy", "h5py", "pandas",
+    "pillow", "snakemake",
 )
 
 
@@ -66,14 +67,16 @@ class Provenance:
     def finish(self, path: str | Path, keras) -> dict:
         from cnn_study.backend import device_names
 
+        backend = keras.backend.backend()
         record = {
             "settings": self.settings,
             "settings_sha256": settings_hash(self.settings),
-            "backend": keras.backend.backend(),
+            # What the run computed on: the backend, and cpu, gpus (those the backend sees) and device.
+            "backend": backend,
             "packages": package_versions(),
             "python": sys.version.split()[0],
             "platform": platform.platform(),
-            **device_names(),
+            **device_names(backend),
             "git_commit": git_commit(Path(__file__).resolve().parent),
             "started_at": self.started_at,
             "first_started_at": self.first_started_at or self.started_at,

@@ -142,5 +142,6 @@ def run_settings(config: dict, model: str, optimizer: str, lr: str, seed: str | 
         "jit_compile": training["jit_compile"],
         "steps_per_execution": training["steps_per_execution"],
         "precision": training["precision"],
+        "backend": training["backend"],
         "classes": list(config["dataset"]["classes"]),
     }

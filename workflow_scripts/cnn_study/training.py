@@ -205,6 +205,7 @@ def train_run(
     resume_dir: str | Path,
     threads: int = 1,
     verbose: int = 2,
+    gpus: int = 0,
 ) -> pd.DataFrame:
     """Train one run of the grid and write its outputs; resumes from `resume_dir` after a kill.
 
@@ -218,7 +219,8 @@ def train_run(
     threads: CPU threads for the backend. verbose: Keras' progress output (2: a line per epoch).
     Returns the history (one row per epoch, HISTORY_COLUMNS)."""
     provenance = Provenance.start(settings)
-    keras = configure_backend(threads, settings["seed"], settings["deterministic"])
+    keras = configure_backend(threads, settings["seed"], settings["deterministic"], settings.get("backend"), gpus)
+    provenance.extra["gpus_requested"] = gpus
     from cnn_study.models import build_model, set_phase_trainability
     from cnn_study.optimizers import build_optimizer
     from cnn_study.training_callbacks import AsyncBackup, EpochBatches, EpochProgress, EpochSeeds, EpochStats
