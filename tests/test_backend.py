@@ -25,6 +25,7 @@ def clean_env(monkeypatch):
     monkeypatch.delenv("KERAS_BACKEND", raising=False)
     for name in ("XLA_FLAGS", "XLA_PYTHON_CLIENT_PREALLOCATE", "TF_FORCE_GPU_ALLOW_GROWTH"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.delitem(sys.modules, "keras", raising=False)  # as in a fresh job process; restored after
     return monkeypatch
 
 

@@ -61,7 +61,8 @@ def test_an_overlay_setting_only_the_partition_keeps_the_gpu_request(tmp_path):
 
 
 def test_the_slurm_profile_leaves_the_jobs_needs_to_the_rule(tmp_path):
-    """Only cluster-specific keys under set-resources: train, so an overlay of them loses nothing else."""
+    """Under set-resources: train only the partition and the gpu that picks the GPU env (the rule asks for it
+    too), so an overlay of them loses nothing the job needs."""
     profile = yaml.safe_load((copy_workflow(tmp_path / "wf") / "slurm" / "config.yaml").read_text())
     assert set(profile["set-resources"]) == {"train"}
-    assert set(profile["set-resources"]["train"]) == {"slurm_partition"}
+    assert set(profile["set-resources"]["train"]) == {"slurm_partition", "gpu"}

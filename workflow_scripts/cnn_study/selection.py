@@ -318,7 +318,7 @@ def select_test_images(
     entries = read_picklist(Path(picklist)) if picklist else None
     with ImageSource(source_path) as source:
         _, screened = screen_source(source, classes, min_size)
-    mark_duplicates(screened, seed, near_duplicate_distance, prefer=[f for _, f, _ in entries or []])
+    mark_duplicates(screened, near_duplicate_distance, prefer=[f for _, f, _ in entries or []])
     rows = pick_test(screened, picked, classes, n_test, seed)
     counts = Counter(r["label"] for r in rows)
     log.info("%s: %s", TEST_SPLIT, ", ".join(f"{label} {counts[label]}" for label in classes))
