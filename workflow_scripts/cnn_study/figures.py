@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from cnn_study.files import atomic_write  # noqa: E402
 from cnn_study.model_specs import MODEL_SPECS  # noqa: E402
 from cnn_study.summary_stats import mean_curves  # noqa: E402
 
@@ -91,8 +92,6 @@ def plot_overview(epochs_path: str, png: str, pdf: str) -> None:
 
 def save(fig, png: str, pdf: str) -> None:
     for path in (png, pdf):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        partial = Path(path).with_name(Path(path).stem + ".partial" + Path(path).suffix)
-        fig.savefig(partial, dpi=150)
-        partial.replace(path)
+        with atomic_write(path) as partial:
+            fig.savefig(partial, dpi=150)
     plt.close(fig)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from cnn_study.files import write_table
+
 RUN_KEYS = ["model", "optimizer", "lr", "seed"]
 EPOCH_COLUMNS = RUN_KEYS + [
     "phase", "epoch", "loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds", "images_per_second",
@@ -36,19 +38,3 @@ def write_metrics(history_paths: list[str], epochs_path: str, summary_path: str,
     epochs = collect_epochs(history_paths)
     write_table(epochs, epochs_path)
     write_table(summarize_runs(epochs, target_accuracy), summary_path)
-
-
-def write_table(frame: pd.DataFrame, path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    frame.to_csv(partial, index=False)
-    partial.replace(path)
-
-
-def write_text(path: str | Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text if text.endswith("\n") else text + "\n")
-    partial.replace(path)

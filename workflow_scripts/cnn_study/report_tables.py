@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from cnn_study.claims import check_claims, claims_markdown
-from cnn_study.metrics import write_text
+from cnn_study.files import write_text
 from cnn_study.summary_stats import compare_optimizers
 from cnn_study.tables import summary_latex, summary_markdown
 
