@@ -7,6 +7,7 @@ from snakemake.utils import validate
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow_scripts"))
 
 from cnn_study import settings  # noqa: E402
+from cnn_study.figure_names import FIGURES, pdf_key  # noqa: E402
 
 
 SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
@@ -41,6 +42,9 @@ localrules:
 # ---- dataset -------------------------------------------------------------------------------
 
 
+KAGGLE_ARCHIVE = settings.kaggle_archive_path(config["dataset"]["kaggle"])
+
+
 def dataset_archive():
     """Where the raw images come from: a download, the generated demo set, or a local path."""
     source = config["dataset"]["source"]
@@ -54,9 +58,6 @@ def dataset_archive():
             "existing zip archive or folder; fix the path"
         )
     return source
-
-
-KAGGLE_ARCHIVE = settings.kaggle_archive_path(config["dataset"]["kaggle"])
 
 
 def selection_inputs(wildcards):
@@ -113,14 +114,6 @@ def run_paths(filename):
 # ---- results -------------------------------------------------------------------------------
 
 
-FIGURES = {
-    "accuracy": "training accuracy against epoch",
-    "loss": "training loss against epoch",
-    "val_accuracy": "validation accuracy against epoch",
-    "val_loss": "validation loss against epoch",
-}
-
-
 def report_labels(model, figure):
     grid = config["grid"]
     return {
@@ -134,14 +127,14 @@ def report_labels(model, figure):
 def model_figure_outputs():
     """Per model: each figure as a PNG in the report and as a PDF for papers."""
     outputs = {}
-    for name, description in FIGURES.items():
+    for name, (_, label) in FIGURES.items():
         outputs[name] = report(
             f"results/figures/{{model}}_{name}.png",
             caption=f"../report/{name}.rst",
             category="{model}",
-            labels=report_labels("{model}", description),
+            labels=report_labels("{model}", f"{label} against epoch"),
         )
-        outputs[f"{name}_pdf"] = f"results/figures/{{model}}_{name}.pdf"
+        outputs[pdf_key(name)] = f"results/figures/{{model}}_{name}.pdf"
     return outputs
 
 
