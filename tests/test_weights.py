@@ -17,14 +17,13 @@ import threading
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
+from keras.src.applications import inception_v3, mobilenet_v2, resnet, vgg16  # noqa: E402
+from keras.src.utils import file_utils  # noqa: E402
 
 from cnn_study import settings  # noqa: E402
 from cnn_study import weights as W  # noqa: E402
 from cnn_study.model_specs import MODEL_SPECS  # noqa: E402
 from cnn_study.weights import WeightsError, fetch_weights, weights_url  # noqa: E402
-
-from keras.src.applications import inception_v3, mobilenet_v2, resnet, vgg16  # noqa: E402
-from keras.src.utils import file_utils  # noqa: E402
 
 # Keras/TF internals, not this code.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")

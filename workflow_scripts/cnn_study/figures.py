@@ -6,8 +6,6 @@ colour in every figure; learning rates differ by line style.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import matplotlib
 
 matplotlib.use("Agg")

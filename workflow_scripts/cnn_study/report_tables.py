@@ -3,8 +3,6 @@ and the per-model optimizer comparison."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 
 from cnn_study.claims import check_claims, claims_markdown
