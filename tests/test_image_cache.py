@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import zipfile
 
 import numpy as np
@@ -74,19 +75,77 @@ def test_cache_holds_the_documented_resize_in_manifest_order(picked):
     assert "BILINEAR" in image_cache.__doc__ and "aspect ratio" in image_cache.__doc__
 
 
+# The picked fixture's converted members: file -> (photo seed, photo size, grey, largest mean difference
+# from the original photo in the cache, in 0-255 levels: JPEG and GIF palettes are lossy).
+CONVERTED = {
+    "train/cat.0.jpg": (100, (96, 80), False, 4),  # CMYK JPEG
+    "train/cat.1.jpg": (101, (96, 80), True, 3),  # grayscale JPEG: three equal channels
+    "train/dog.0.jpg": (102, (96, 80), False, 2),  # RGBA PNG, opaque: the colours survive compositing
+    "train/dog.1.jpg": (103, (64, 120), False, 12),  # GIF: a palette image
+}
+
+
 def test_conversions_reach_the_cache_as_rgb(picked):
     root, source, manifest, rows, members = picked
     files = outputs(root, 32)
     build_cache(source, manifest, CLASSES, 32, files)
-    position = {split: [r["file"] for r in rows if r["split"] == split] for split in ("train", "val")}
-    for split, names in position.items():
-        images = np.load(files[f"{split}_images"], mmap_mode="r")
-        for index, name in enumerate(names):
-            if name == "train/dog.0.jpg":  # RGBA, opaque: the colours survive compositing
-                reference = np.asarray(photo(102).resize((32, 32), Image.Resampling.BILINEAR), dtype=float)
-                assert np.abs(images[index].astype(float) - reference).mean() < 2
-            if name == "train/cat.1.jpg":  # grayscale: three equal channels
-                assert np.array_equal(images[index][..., 0], images[index][..., 2])
+    where = {}
+    for split in ("train", "val"):
+        for index, row in enumerate(r for r in rows if r["split"] == split):
+            where[row["file"]] = (split, index)
+    assert set(CONVERTED) <= set(where)  # every conversion was picked, so every check below runs
+    for name, (seed, size, grey, tolerance) in CONVERTED.items():
+        split, index = where[name]
+        cached = np.load(files[f"{split}_images"], mmap_mode="r")[index].astype(float)
+        original = photo(seed, size).convert("L").convert("RGB") if grey else photo(seed, size)
+        reference = np.asarray(original.resize((32, 32), Image.Resampling.BILINEAR), dtype=float)
+        assert np.abs(cached - reference).mean() < tolerance, name
+        if grey:
+            assert np.array_equal(cached[..., 0], cached[..., 1]) and np.array_equal(cached[..., 0], cached[..., 2])
+        else:  # colour kept, not flattened to grey
+            assert np.abs(cached[..., 0] - cached[..., 2]).mean() > 10, name
+
+
+def _tiff(array: np.ndarray, mode: str) -> bytes:
+    image = Image.fromarray(array)
+    assert image.mode == mode
+    buffer = io.BytesIO()
+    image.save(buffer, "TIFF")
+    return buffer.getvalue()
+
+
+def _transparent_palette() -> Image.Image:
+    image = Image.new("P", (4, 4), 1)
+    image.putpalette([0, 0, 0, 200, 10, 10] + [0] * 762)
+    image.info["transparency"] = 1
+    return image
+
+
+@pytest.mark.parametrize(
+    "data, expected",
+    [
+        # Transparency is composited onto white, whatever the mode that carries it.
+        (encode(Image.new("LA", (4, 4), (0, 0)), "PNG"), 255),
+        (encode(Image.new("LA", (4, 4), (60, 255)), "PNG"), 60),
+        (encode(Image.new("RGBA", (4, 4), (0, 0, 0, 0)), "PNG"), 255),
+        (encode(_transparent_palette(), "PNG"), 255),
+        (encode(_transparent_palette(), "GIF"), 255),
+        # 16-bit and 32-bit integers are scaled to 8 bits (x / 257), larger values to their maximum.
+        (encode(Image.fromarray(np.full((4, 4), 257 * 200, dtype=np.uint16)), "PNG"), 200),
+        (_tiff(np.full((4, 4), 60000, dtype=np.int32), "I"), 233),  # 60000 / 257 = 233.5
+        (_tiff(np.array([[0, 140000]] * 2, dtype=np.int32), "I"), [0, 255]),
+        # 8-bit values in a float image stay as they are.
+        (_tiff(np.full((4, 4), 99.6, dtype=np.float32), "F"), 100),
+    ],
+    ids=["LA clear", "LA opaque", "RGBA clear", "P PNG", "P GIF", "I;16", "I 32-bit", "I beyond 16-bit", "F"],
+)
+def test_decode_gives_8_bit_rgb(data, expected):
+    pixels = np.asarray(decode_rgb(data))
+    assert pixels.dtype == np.uint8 and pixels.ndim == 3 and pixels.shape[2] == 3
+    if isinstance(expected, list):  # one value per column
+        assert pixels[0, :, 0].tolist() == expected and np.all(pixels == pixels[:, :, :1])
+    else:
+        assert np.all(pixels == expected), np.unique(pixels)
 
 
 def test_folder_source_gives_the_same_cache(picked, tmp_path):
