@@ -133,7 +133,7 @@ def _transparent_palette() -> Image.Image:
         # 16-bit and 32-bit integers are scaled to 8 bits (x / 257), larger values to their maximum.
         (encode(Image.fromarray(np.full((4, 4), 257 * 200, dtype=np.uint16)), "PNG"), 200),
         (_tiff(np.full((4, 4), 60000, dtype=np.int32), "I"), 233),  # 60000 / 257 = 233.5
-        (_tiff(np.array([[0, 140000]] * 2, dtype=np.int32), "I"), [0, 255]),
+        (_tiff(np.array([[0, 35000, 70000]] * 2, dtype=np.int32), "I"), [0, 128, 255]),
         # 8-bit values in a float image stay as they are.
         (_tiff(np.full((4, 4), 99.6, dtype=np.float32), "F"), 100),
     ],
