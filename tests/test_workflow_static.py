@@ -44,6 +44,7 @@ def test_dry_run_of_the_demo_needs_no_download(tmp_path):
         ('training={"epochs": "ten"}', "training.epochs: expected integer"),
         ('optimizers={"adamx": {}}', "optimizers: 'adamx' is not one of"),
         ('dataset={"n_trian": 3}', "unknown key dataset.n_trian"),
+        ('grid={"models": ["mobilenetv2"]}', "models.mobilenetv2.weights = imagenet, but Keras publishes no hash"),
     ],
 )
 def test_a_bad_config_stops_with_one_line_naming_the_key(tmp_path, override, message):
