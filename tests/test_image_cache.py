@@ -161,18 +161,44 @@ def test_changed_source_is_refused(picked, tmp_path):
     _, _, manifest, rows, members = picked
     changed = dict(members)
     changed[rows[0]["file"]] = encode(photo(999))
-    with pytest.raises(CacheError, match="differs from the manifest's sha256"):
+    with pytest.raises(CacheError) as error:
         build_cache(write_zip(tmp_path / "changed.zip", changed), manifest, CLASSES, 32, outputs(tmp_path, 32))
+    assert str(error.value) == (
+        f"{rows[0]['file']}: content differs from the manifest's sha256; the source changed since the pick, "
+        "rerun select_images"
+    )
     del changed[rows[0]["file"]]
-    with pytest.raises(CacheError, match="cannot be read"):
-        build_cache(write_zip(tmp_path / "missing.zip", changed), manifest, CLASSES, 32, outputs(tmp_path, 32))
+    missing = tmp_path / "missing.zip"
+    with pytest.raises(CacheError) as error:
+        build_cache(write_zip(missing, changed), manifest, CLASSES, 32, outputs(tmp_path, 32))
+    assert str(error.value) == (
+        f"{rows[0]['file']}: cannot be read from {missing} (KeyError); the source changed since the pick, "
+        "rerun select_images"
+    )
     assert not list(tmp_path.rglob("*.npy"))
+
+
+def test_a_split_without_images_gets_empty_arrays(picked, tmp_path):
+    _, source, manifest, rows, _ = picked
+    train_only = tmp_path / "train_only.csv"
+    with open(train_only, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(r for r in rows if r["split"] == "train")
+    files = outputs(tmp_path, 32)
+    assert build_cache(source, train_only, CLASSES, 32, files) == {"train": 8, "val": 0}
+    images, labels = load_split(files["val_images"], files["val_labels"])
+    assert images.shape == (0, 32, 32, 3) and images.dtype == np.uint8
+    assert labels.shape == (0,) and labels.dtype == np.int64
 
 
 def test_unknown_label_in_manifest_is_refused(picked, tmp_path):
     _, source, manifest, _, _ = picked
-    with pytest.raises(CacheError, match="not among the classes"):
+    with pytest.raises(CacheError) as error:
         build_cache(source, manifest, ["cat", "bird"], 32, outputs(tmp_path, 32))
+    assert str(error.value) == (
+        f"{manifest}: labels ['dog'] are not among the classes ['cat', 'bird']; rerun the pick"
+    )
 
 
 def test_zip_is_read_in_place(picked, tmp_path, monkeypatch):
