@@ -132,12 +132,17 @@ def _transparent_palette() -> Image.Image:
         (encode(_transparent_palette(), "GIF"), 255),
         # 16-bit and 32-bit integers are scaled to 8 bits (x / 257), larger values to their maximum.
         (encode(Image.fromarray(np.full((4, 4), 257 * 200, dtype=np.uint16)), "PNG"), 200),
+        (encode(Image.fromarray(np.full((4, 4), 200, dtype=np.uint16)), "PNG"), 1),  # 16-bit even when dark
         (_tiff(np.full((4, 4), 60000, dtype=np.int32), "I"), 233),  # 60000 / 257 = 233.5
-        (_tiff(np.array([[0, 35000, 70000]] * 2, dtype=np.int32), "I"), [0, 128, 255]),
+        (_tiff(np.array([[0, 45875, 65536]] * 2, dtype=np.int32), "I"), [0, 178, 255]),  # x 255 / 65536
+        (_tiff(np.array([[-5, 255]] * 2, dtype=np.int32), "I"), [0, 255]),  # 8-bit values, clipped
         # 8-bit values in a float image stay as they are.
         (_tiff(np.full((4, 4), 99.6, dtype=np.float32), "F"), 100),
     ],
-    ids=["LA clear", "LA opaque", "RGBA clear", "P PNG", "P GIF", "I;16", "I 32-bit", "I beyond 16-bit", "F"],
+    ids=[
+        "LA clear", "LA opaque", "RGBA clear", "P PNG", "P GIF", "I;16", "I;16 dark", "I 32-bit", "I beyond 16-bit",
+        "I 8-bit", "F",
+    ],
 )
 def test_decode_gives_8_bit_rgb(data, expected):
     pixels = np.asarray(decode_rgb(data))
