@@ -69,7 +69,7 @@ def test_a_diverged_run_flows_through_the_results_stage(tmp_path, monkeypatch):
     expected["val_accuracy"] = {optimizer: values - 0.05 for optimizer, values in expected["accuracy"].items()}
     expected["val_loss"] = {optimizer: 1.5 * values for optimizer, values in expected["loss"].items()}
     assert [png for png, _, _ in drawn] == [figures[name] for name in FIGURES] + [str(tmp_path / "overview.png")]
-    for (png, pdf, axes), name in zip(drawn, FIGURES):
+    for (_, pdf, axes), name in zip(drawn, FIGURES):
         assert pdf == figures[pdf_key(name)]
         assert len(axes) == 1 and axes[0]["title"].startswith(f"ResNet50: {FIGURES[name][1]} (lr 0.001, 1 seed)")
         check_curves(axes[0], expected[name])

@@ -9,12 +9,12 @@ import zipfile
 import numpy as np
 import pytest
 from PIL import Image
-from photo_fixtures import competition_members, encode, photo, write_folder, write_zip
 
 from cnn_study import image_cache
 from cnn_study.image_cache import CacheError, build_cache, load_split
 from cnn_study.screening import decode_rgb
 from cnn_study.selection import select_images
+from photo_fixtures import competition_members, encode, photo, write_folder, write_zip
 
 CLASSES = ["cat", "dog"]
 
