@@ -16,8 +16,6 @@ import zipfile
 from pathlib import Path
 from urllib.parse import urlparse
 
-from cnn_study.errors import one_line
-
 log = logging.getLogger(__name__)
 
 SETTINGS_URL = "https://www.kaggle.com/settings"
@@ -96,7 +94,7 @@ def download_from_kaggle(*, competition: str | None, dataset: str | None, file_n
             f"could not download {what} from {endpoint or 'Kaggle'} ({type(error).__name__}): "
             "check the network connection and dataset.kaggle.endpoint, then rerun", secrets)) from None
     except ValueError as error:  # e.g. the client's check that the size matches Content-Length
-        detail = one_line(error, 200)
+        detail = " ".join(str(error).split())[:200]
         raise KaggleDownloadError(_redact(f"downloading {what} failed ({detail}): check dataset.kaggle "
                                           "in the config, then rerun", secrets)) from None
     finally:
@@ -193,7 +191,7 @@ def _http_message(status, what, competition, dataset, error) -> str:
                 f"https://www.kaggle.com/datasets/{dataset}")
     if status == 404:
         return f"Kaggle has no {what} (HTTP 404): check dataset.kaggle in the config"
-    detail = one_line(error, 200)
+    detail = " ".join(str(error).split())[:200]
     return f"Kaggle download of {what} failed (HTTP {status}: {detail}): rerun later"
 
 
