@@ -26,14 +26,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 MUTMUT = Path(sys.executable).with_name("mutmut")
 
-# module -> the unit tests that cover it
+# module -> the unit tests that cover it, fastest modules first
 MODULES = {
+    "image_cache": ["tests/test_image_cache.py"],
+    # test_image_cache checks the decode to RGB (screening.decode_rgb, to_rgb) on every image mode.
+    "screening": ["tests/test_screening.py", "tests/test_image_cache.py"],
     "selection": ["tests/test_selection.py"],
-    "screening": ["tests/test_screening.py"],
+    "kaggle_download": ["tests/test_kaggle_download.py"],
     "summary_stats": ["tests/test_summary_stats.py"],
     "claims": ["tests/test_claims.py"],
-    "image_cache": ["tests/test_image_cache.py"],
-    "kaggle_download": ["tests/test_kaggle_download.py"],
 }
 # What the tests read beside the code (config defaults, the schema, overlays).
 DATA = ["config.yaml", "configs", "schemas"]
@@ -41,18 +42,19 @@ DATA = ["config.yaml", "configs", "schemas"]
 KILLED = {"killed", "timeout", "segfault"}
 
 
-def prepare(module: str, root: Path) -> None:
-    """A copy of the repository laid out for mutmut, mutating only ``module``."""
-    shutil.copytree(REPO / "workflow_scripts" / "cnn_study", root / "cnn_study", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(REPO / "tests", root / "tests", ignore=shutil.ignore_patterns("__pycache__", "slurm_overlay"))
+def prepare(module: str, repo: Path, root: Path) -> None:
+    """A copy of the repository ``repo`` laid out for mutmut, mutating only ``module``."""
+    ignore = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(repo / "workflow_scripts" / "cnn_study", root / "cnn_study", ignore=ignore)
+    shutil.copytree(repo / "tests", root / "tests", ignore=shutil.ignore_patterns("__pycache__", "slurm_overlay"))
     for name in DATA:
-        source = REPO / name
+        source = repo / name
         (shutil.copytree if source.is_dir() else shutil.copy2)(source, root / name)
     shared = REPO.parent / "shared"
     if shared.exists():  # the tests find the sample photos at <repository>/../shared, also from mutmut's copy
         (root / "shared").symlink_to(shared)
     ini = configparser.ConfigParser()
-    ini.read(REPO / "pytest.ini")
+    ini.read(repo / "pytest.ini")
     ini["pytest"]["pythonpath"] = ". tests"
     ini["pytest"]["addopts"] = "-m 'not slow and not slurm' -p no:cacheprovider"
     with open(root / "pytest.ini", "w") as handle:
@@ -78,10 +80,10 @@ def score(root: Path) -> dict[str, int]:
     return counts
 
 
-def run_module(module: str, max_children: int, keep: Path | None) -> dict:
+def run_module(module: str, repo: Path, max_children: int, keep: Path | None) -> dict:
     root = Path(tempfile.mkdtemp(prefix=f"mutation-{module}-", dir=keep))
     try:
-        prepare(module, root)
+        prepare(module, repo, root)
         started = time.perf_counter()
         done = subprocess.run(
             [str(MUTMUT), "run", "--max-children", str(max_children)],
@@ -100,17 +102,21 @@ def run_module(module: str, max_children: int, keep: Path | None) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("modules", nargs="*", choices=[*MODULES, []], default=list(MODULES))
+    parser.add_argument("modules", nargs="*", help=f"some of {', '.join(MODULES)} (default: all)")
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 1, help="mutants tested at once")
+    parser.add_argument("--source", type=Path, default=REPO, help="the checkout to test (default: this one)")
     parser.add_argument("--keep", type=Path, help="keep each module's mutmut folder under this folder")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--markdown", action="store_true", help="print the table for docs/mutation.md")
     args = parser.parse_args()
+    unknown = sorted(set(args.modules) - set(MODULES))
+    if unknown:
+        parser.error(f"unknown modules {', '.join(unknown)}; choose from {', '.join(MODULES)}")
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
     results = []
     for module in args.modules or list(MODULES):
-        result = run_module(module, args.max_children, args.keep)
+        result = run_module(module, args.source.resolve(), args.max_children, args.keep)
         results.append(result)
         killed = result["killed"] + result.get("timeout", 0) + result.get("segfault", 0)
         total = result["total"] - result.get("skipped", 0)
