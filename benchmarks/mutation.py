@@ -16,6 +16,7 @@ import argparse
 import configparser
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -47,6 +48,12 @@ def prepare(module: str, repo: Path, root: Path) -> None:
     ignore = shutil.ignore_patterns("__pycache__")
     shutil.copytree(repo / "workflow_scripts" / "cnn_study", root / "cnn_study", ignore=ignore)
     shutil.copytree(repo / "tests", root / "tests", ignore=shutil.ignore_patterns("__pycache__", "slurm_overlay"))
+    for test in MODULES[module]:
+        if re.search(r"sys\.path\.insert\(\s*\d+\s*,\s*[\"']/", (root / test).read_text()):
+            raise SystemExit(
+                f"{test} puts an absolute path first on sys.path, so it tests that checkout's code, not the "
+                "mutants: remove the line (pytest.ini sets the path)"
+            )
     for name in DATA:
         source = repo / name
         (shutil.copytree if source.is_dir() else shutil.copy2)(source, root / name)
