@@ -8,6 +8,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow_scripts"))
 
 from cnn_study import settings  # noqa: E402
 from cnn_study.image_cache import SPLITS, TEST_SPLITS, cache_paths  # noqa: E402
+from cnn_study.figure_names import FIGURES, pdf_key  # noqa: E402
 
 
 SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
@@ -42,6 +43,9 @@ localrules:
 # ---- dataset -------------------------------------------------------------------------------
 
 
+KAGGLE_ARCHIVE = settings.kaggle_archive_path(config["dataset"]["kaggle"])
+
+
 def dataset_archive():
     """Where the raw images come from: a download, the generated demo set, or a local path."""
     source = config["dataset"]["source"]
@@ -55,9 +59,6 @@ def dataset_archive():
             "existing zip archive or folder; fix the path"
         )
     return source
-
-
-KAGGLE_ARCHIVE = settings.kaggle_archive_path(config["dataset"]["kaggle"])
 
 
 def selection_inputs(wildcards):
@@ -142,14 +143,6 @@ def metrics_inputs(wildcards):
 # ---- results -------------------------------------------------------------------------------
 
 
-FIGURES = {
-    "accuracy": "training accuracy against epoch",
-    "loss": "training loss against epoch",
-    "val_accuracy": "validation accuracy against epoch",
-    "val_loss": "validation loss against epoch",
-}
-
-
 def report_labels(model, figure):
     grid = config["grid"]
     return {
@@ -163,14 +156,14 @@ def report_labels(model, figure):
 def model_figure_outputs():
     """Per model: each figure as a PNG in the report and as a PDF for papers."""
     outputs = {}
-    for name, description in FIGURES.items():
+    for name, (_, label) in FIGURES.items():
         outputs[name] = report(
             f"results/figures/{{model}}_{name}.png",
             caption=f"../report/{name}.rst",
             category="{model}",
-            labels=report_labels("{model}", description),
+            labels=report_labels("{model}", f"{label} against epoch"),
         )
-        outputs[f"{name}_pdf"] = f"results/figures/{{model}}_{name}.pdf"
+        outputs[pdf_key(name)] = f"results/figures/{{model}}_{name}.pdf"
     return outputs
 
 

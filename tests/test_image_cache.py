@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import csv
+import io
 import zipfile
 
 import numpy as np
 import pytest
 from PIL import Image
-from photo_fixtures import competition_members, encode, photo, write_folder, write_zip
 
 from cnn_study import image_cache
 from cnn_study.image_cache import CacheError, build_cache, load_split
 from cnn_study.screening import decode_rgb
 from cnn_study.selection import select_images
+from photo_fixtures import competition_members, encode, photo, write_folder, write_zip
 
 CLASSES = ["cat", "dog"]
 
@@ -74,19 +75,82 @@ def test_cache_holds_the_documented_resize_in_manifest_order(picked):
     assert "BILINEAR" in image_cache.__doc__ and "aspect ratio" in image_cache.__doc__
 
 
+# The picked fixture's converted members: file -> (photo seed, photo size, grey, largest mean difference
+# from the original photo in the cache, in 0-255 levels: JPEG and GIF palettes are lossy).
+CONVERTED = {
+    "train/cat.0.jpg": (100, (96, 80), False, 4),  # CMYK JPEG
+    "train/cat.1.jpg": (101, (96, 80), True, 3),  # grayscale JPEG: three equal channels
+    "train/dog.0.jpg": (102, (96, 80), False, 2),  # RGBA PNG, opaque: the colours survive compositing
+    "train/dog.1.jpg": (103, (64, 120), False, 12),  # GIF: a palette image
+}
+
+
 def test_conversions_reach_the_cache_as_rgb(picked):
     root, source, manifest, rows, members = picked
     files = outputs(root, 32)
     build_cache(source, manifest, CLASSES, 32, files)
-    position = {split: [r["file"] for r in rows if r["split"] == split] for split in ("train", "val")}
-    for split, names in position.items():
-        images = np.load(files[f"{split}_images"], mmap_mode="r")
-        for index, name in enumerate(names):
-            if name == "train/dog.0.jpg":  # RGBA, opaque: the colours survive compositing
-                reference = np.asarray(photo(102).resize((32, 32), Image.Resampling.BILINEAR), dtype=float)
-                assert np.abs(images[index].astype(float) - reference).mean() < 2
-            if name == "train/cat.1.jpg":  # grayscale: three equal channels
-                assert np.array_equal(images[index][..., 0], images[index][..., 2])
+    where = {}
+    for split in ("train", "val"):
+        for index, row in enumerate(r for r in rows if r["split"] == split):
+            where[row["file"]] = (split, index)
+    assert set(CONVERTED) <= set(where)  # every conversion was picked, so every check below runs
+    for name, (seed, size, grey, tolerance) in CONVERTED.items():
+        split, index = where[name]
+        cached = np.load(files[f"{split}_images"], mmap_mode="r")[index].astype(float)
+        original = photo(seed, size).convert("L").convert("RGB") if grey else photo(seed, size)
+        reference = np.asarray(original.resize((32, 32), Image.Resampling.BILINEAR), dtype=float)
+        assert np.abs(cached - reference).mean() < tolerance, name
+        if grey:
+            assert np.array_equal(cached[..., 0], cached[..., 1]) and np.array_equal(cached[..., 0], cached[..., 2])
+        else:  # colour kept, not flattened to grey
+            assert np.abs(cached[..., 0] - cached[..., 2]).mean() > 10, name
+
+
+def _tiff(array: np.ndarray, mode: str) -> bytes:
+    image = Image.fromarray(array)
+    assert image.mode == mode
+    buffer = io.BytesIO()
+    image.save(buffer, "TIFF")
+    return buffer.getvalue()
+
+
+def _transparent_palette() -> Image.Image:
+    image = Image.new("P", (4, 4), 1)
+    image.putpalette([0, 0, 0, 200, 10, 10] + [0] * 762)
+    image.info["transparency"] = 1
+    return image
+
+
+@pytest.mark.parametrize(
+    "data, expected",
+    [
+        # Transparency is composited onto white, whatever the mode that carries it.
+        (encode(Image.new("LA", (4, 4), (0, 0)), "PNG"), 255),
+        (encode(Image.new("LA", (4, 4), (60, 255)), "PNG"), 60),
+        (encode(Image.new("RGBA", (4, 4), (0, 0, 0, 0)), "PNG"), 255),
+        (encode(_transparent_palette(), "PNG"), 255),
+        (encode(_transparent_palette(), "GIF"), 255),
+        # 16-bit and 32-bit integers are scaled to 8 bits (x / 257), larger values to their maximum.
+        (encode(Image.fromarray(np.full((4, 4), 257 * 200, dtype=np.uint16)), "PNG"), 200),
+        (encode(Image.fromarray(np.full((4, 4), 200, dtype=np.uint16)), "PNG"), 1),  # 16-bit even when dark
+        (_tiff(np.full((4, 4), 60000, dtype=np.int32), "I"), 233),  # 60000 / 257 = 233.5
+        (_tiff(np.array([[0, 45875, 65536]] * 2, dtype=np.int32), "I"), [0, 178, 255]),  # x 255 / 65536
+        (_tiff(np.array([[-5, 255]] * 2, dtype=np.int32), "I"), [0, 255]),  # 8-bit values, clipped
+        # 8-bit values in a float image stay as they are.
+        (_tiff(np.full((4, 4), 99.6, dtype=np.float32), "F"), 100),
+    ],
+    ids=[
+        "LA clear", "LA opaque", "RGBA clear", "P PNG", "P GIF", "I;16", "I;16 dark", "I 32-bit", "I beyond 16-bit",
+        "I 8-bit", "F",
+    ],
+)
+def test_decode_gives_8_bit_rgb(data, expected):
+    pixels = np.asarray(decode_rgb(data))
+    assert pixels.dtype == np.uint8 and pixels.ndim == 3 and pixels.shape[2] == 3
+    if isinstance(expected, list):  # one value per column
+        assert pixels[0, :, 0].tolist() == expected and np.all(pixels == pixels[:, :, :1])
+    else:
+        assert np.all(pixels == expected), np.unique(pixels)
 
 
 def test_folder_source_gives_the_same_cache(picked, tmp_path):
@@ -102,18 +166,44 @@ def test_changed_source_is_refused(picked, tmp_path):
     _, _, manifest, rows, members = picked
     changed = dict(members)
     changed[rows[0]["file"]] = encode(photo(999))
-    with pytest.raises(CacheError, match="differs from the manifest's sha256"):
+    with pytest.raises(CacheError) as error:
         build_cache(write_zip(tmp_path / "changed.zip", changed), manifest, CLASSES, 32, outputs(tmp_path, 32))
+    assert str(error.value) == (
+        f"{rows[0]['file']}: content differs from the manifest's sha256; the source changed since the pick, "
+        "rerun select_images"
+    )
     del changed[rows[0]["file"]]
-    with pytest.raises(CacheError, match="cannot be read"):
-        build_cache(write_zip(tmp_path / "missing.zip", changed), manifest, CLASSES, 32, outputs(tmp_path, 32))
+    missing = tmp_path / "missing.zip"
+    with pytest.raises(CacheError) as error:
+        build_cache(write_zip(missing, changed), manifest, CLASSES, 32, outputs(tmp_path, 32))
+    assert str(error.value) == (
+        f"{rows[0]['file']}: cannot be read from {missing} (KeyError); the source changed since the pick, "
+        "rerun select_images"
+    )
     assert not list(tmp_path.rglob("*.npy"))
+
+
+def test_a_split_without_images_gets_empty_arrays(picked, tmp_path):
+    _, source, manifest, rows, _ = picked
+    train_only = tmp_path / "train_only.csv"
+    with open(train_only, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(r for r in rows if r["split"] == "train")
+    files = outputs(tmp_path, 32)
+    assert build_cache(source, train_only, CLASSES, 32, files) == {"train": 8, "val": 0}
+    images, labels = load_split(files["val_images"], files["val_labels"])
+    assert images.shape == (0, 32, 32, 3) and images.dtype == np.uint8
+    assert labels.shape == (0,) and labels.dtype == np.int64
 
 
 def test_unknown_label_in_manifest_is_refused(picked, tmp_path):
     _, source, manifest, _, _ = picked
-    with pytest.raises(CacheError, match="not among the classes"):
+    with pytest.raises(CacheError) as error:
         build_cache(source, manifest, ["cat", "bird"], 32, outputs(tmp_path, 32))
+    assert str(error.value) == (
+        f"{manifest}: labels ['dog'] are not among the classes ['cat', 'bird']; rerun the pick"
+    )
 
 
 def test_zip_is_read_in_place(picked, tmp_path, monkeypatch):

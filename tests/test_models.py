@@ -71,6 +71,28 @@ def test_default_and_minimum_sizes():
     assert set(APPLICATIONS) | {"alexnet"} == set(MODEL_SPECS)
 
 
+# The Keras application behind each model, and the module whose preprocess_input its ImageNet weights expect.
+KERAS_APPLICATIONS = {
+    "resnet50": (keras.applications.ResNet50, keras.applications.resnet50),
+    "inceptionv3": (keras.applications.InceptionV3, keras.applications.inception_v3),
+    "vgg16": (keras.applications.VGG16, keras.applications.vgg16),
+    "mobilenetv2": (keras.applications.MobileNetV2, keras.applications.mobilenet_v2),
+}
+
+
+@pytest.mark.parametrize("model", sorted(KERAS_APPLICATIONS))
+def test_registry_names_the_keras_application_and_its_preprocessing(model):
+    application, module = KERAS_APPLICATIONS[model]
+    assert APPLICATIONS[model] is application
+    x = images(2, 8)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(ImagenetPreprocessing(MODEL_SPECS[model].preprocessing)(x)),
+        module.preprocess_input(x.copy()),
+        rtol=1e-6,
+        atol=1e-4,
+    )
+
+
 @pytest.mark.parametrize("model", sorted(MODEL_SPECS))
 def test_model_builds_at_minimum_size_and_predicts(model):
     size = MODEL_SPECS[model].min_size
@@ -84,9 +106,12 @@ def test_model_builds_at_minimum_size_and_predicts(model):
 
 @pytest.mark.parametrize("model", sorted(MODEL_SPECS))
 def test_below_minimum_size_is_one_line_error(model):
+    spec = MODEL_SPECS[model]
     with pytest.raises(ValueError) as error:
-        build_backbone(model, MODEL_SPECS[model].min_size - 1, None)
-    assert "\n" not in str(error.value) and "at least" in str(error.value)
+        build_backbone(model, spec.min_size - 1, None)
+    assert str(error.value) == (
+        f"{spec.display_name} needs an input size of at least {spec.min_size} px, got {spec.min_size - 1}"
+    )
 
 
 def test_alexnet_is_five_convolutions_with_classic_feature_map():
@@ -115,14 +140,24 @@ def test_head_is_pool_bn_dropout_softmax():
 
 def test_augmentation_layers_are_switchable_and_inactive_at_inference():
     classifier, _ = build_model(make_settings("alexnet"))
-    kinds = {type(layer) for layer in classifier.layers}
-    assert {keras.layers.RandomFlip, keras.layers.RandomRotation, keras.layers.RandomZoom} <= kinds
+    random_layers = [layer for layer in classifier.layers if layer.name.startswith("random_")]
+    assert [type(layer) for layer in random_layers] == [
+        keras.layers.RandomFlip, keras.layers.RandomRotation, keras.layers.RandomZoom,
+    ]
     x = images(2, 67)
-    np.testing.assert_array_equal(
-        keras.ops.convert_to_numpy(classifier(x, training=False)), keras.ops.convert_to_numpy(classifier(x, training=False))
-    )
+    augmentation = keras.Sequential(random_layers)
+    # Training transforms the images; inference passes them through untouched.
+    assert not np.allclose(keras.ops.convert_to_numpy(augmentation(x, training=True)), x)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(augmentation(x, training=False)), x)
     plain, _ = build_model(make_settings("alexnet", augmentation={"enabled": False, "flip": "horizontal", "rotation": 0.1, "zoom": 0.1}))
     assert not any(isinstance(layer, keras.layers.RandomFlip) for layer in plain.layers)
+    # The same weights without the augmentation layers predict the same at inference.
+    plain.set_weights(classifier.get_weights())
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(plain(x, training=False)),
+        keras.ops.convert_to_numpy(classifier(x, training=False)),
+        rtol=1e-6,
+    )
     no_zoom, _ = build_model(make_settings("alexnet", augmentation={"enabled": True, "flip": "vertical", "rotation": 0.0, "zoom": 0.0}))
     kinds = [type(layer) for layer in no_zoom.layers]
     assert keras.layers.RandomFlip in kinds and keras.layers.RandomZoom not in kinds
@@ -223,7 +258,7 @@ def test_published_notop_file_loads(model, tmp_path):
     # Both start from other seeds than the source: equal weights mean the file was loaded.
     for loaded in (direct, ours):
         assert len(loaded.weights) == len(expected)
-        assert all(np.array_equal(a, b) for a, b in zip(as_numpy(loaded.weights), expected))
+        assert all(np.array_equal(a, b) for a, b in zip(as_numpy(loaded.weights), expected, strict=True))
 
 
 def test_weights_file_through_build_model_and_keras3_format(tmp_path):
@@ -233,7 +268,7 @@ def test_weights_file_through_build_model_and_keras3_format(tmp_path):
     source.save_weights(str(path))
     keras.utils.set_random_seed(2)
     _, base = build_model(make_settings("alexnet", weights=str(path)), str(path))
-    assert all(np.array_equal(a, b) for a, b in zip(as_numpy(base.weights), as_numpy(source.weights)))
+    assert all(np.array_equal(a, b) for a, b in zip(as_numpy(base.weights), as_numpy(source.weights), strict=True))
 
 
 def test_weights_errors_are_one_line(tmp_path):
@@ -242,8 +277,11 @@ def test_weights_errors_are_one_line(tmp_path):
     write_published_notop(vgg, path)
     with pytest.raises(ValueError) as error:
         build_backbone("mobilenetv2", 32, str(path))
-    assert "\n" not in str(error.value) and "does not fit" in str(error.value)
-    with pytest.raises(FileNotFoundError):
-        build_backbone("vgg16", 32, str(tmp_path / "missing.h5"))
+    assert "\n" not in str(error.value)
+    assert str(error.value).startswith(f"MobileNetV2 weight file {path} does not fit the model: ")
+    missing = tmp_path / "missing.h5"
+    with pytest.raises(FileNotFoundError) as error:
+        build_backbone("vgg16", 32, str(missing))
+    assert str(error.value) == f"VGG16 weight file {missing} does not exist"
     with pytest.raises(ValueError, match="no weight file"):
         build_model(make_settings("vgg16", weights="imagenet"), None)

@@ -186,7 +186,7 @@ def test_bad_files_are_listed_with_reasons_and_counted_in_the_log(tmp_path, capl
     for reason in ("zero bytes", "truncated or undecodable", "not an image", "smaller than minimum size"):
         assert f"rejected     1: {reason}" in log
     assert "usable: 16 of 20 (cat 7, dog 9)" in log
-    assert not list((tmp_path / "out").glob("*.partial"))
+    assert not list((tmp_path / "out").glob("*partial*"))
 
 
 def test_converted_images_record_their_original_mode(tmp_path):

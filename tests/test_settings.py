@@ -30,7 +30,7 @@ def test_the_paper_config_is_the_papers_protocol(config):
     assert config["grid"]["learning_rates"] == [0.001]
     assert config["training"]["batch_size"] == 10 and config["training"]["epochs"] == 50
     assert (config["dataset"]["n_train"], config["dataset"]["n_val"]) == (250, 50)
-    assert settings.input_sizes(config) == [224, 299]
+    assert {settings.model_settings(config, m)["input_size"] for m in config["grid"]["models"]} == {224, 299}
     assert config["dataset"]["kaggle"]["competition"] == "dogs-vs-cats"
 
 

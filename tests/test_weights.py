@@ -10,28 +10,26 @@ import hashlib
 import http.server
 import inspect
 import os
-import pathlib
 import shutil
 import socket
-import sys
 import threading
-import urllib.parse
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "workflow_scripts"))
 
 import pytest  # noqa: E402
-
-from cnn_study import weights as W  # noqa: E402
-from cnn_study.weights import WeightsError, fetch_weights, verify_weights, weights_url  # noqa: E402
-
 from keras.src.applications import inception_v3, mobilenet_v2, resnet, vgg16  # noqa: E402
 from keras.src.utils import file_utils  # noqa: E402
+
+from cnn_study import settings  # noqa: E402
+from cnn_study import weights as W  # noqa: E402
+from cnn_study.model_specs import MODEL_SPECS  # noqa: E402
+from cnn_study.weights import WeightsError, fetch_weights, weights_url  # noqa: E402
 
 # Keras/TF internals, not this code.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
 KERAS_ROOT = "https://storage.googleapis.com/tensorflow/keras-applications"
+PUBLISHED = {name: spec.imagenet_weights for name, spec in MODEL_SPECS.items() if spec.imagenet_weights}
 
 
 # --- what the installed Keras source says -----------------------------------
@@ -115,11 +113,20 @@ class _Server:
     def __init__(self, root):
         self.root = root
         self.requests = []
-        requests = self.requests
+        self.short_bodies = {}  # path -> bytes sent under a Content-Length 10 bytes larger
+        requests, short_bodies = self.requests, self.short_bodies
 
         class Handler(http.server.SimpleHTTPRequestHandler):
             def do_GET(self):  # noqa: N802
                 requests.append(self.path)
+                if self.path in short_bodies:
+                    body = short_bodies[self.path]
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(body) + 10))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    self.close_connection = True
+                    return
                 super().do_GET()
 
             def log_message(self, *args):
@@ -160,12 +167,12 @@ def _one_line(exc):
 # --- registry against the installed Keras ----------------------------------------
 
 def test_registry_covers_models_with_imagenet_weights():
-    assert set(W.WEIGHT_FILES) == {"resnet50", "inceptionv3", "vgg16", "mobilenetv2"}
+    assert set(PUBLISHED) == {"resnet50", "inceptionv3", "vgg16", "mobilenetv2"}
 
 
 @pytest.mark.parametrize("model", sorted(KERAS_URLS))
 def test_file_names_match_keras(model):
-    assert W.WEIGHT_FILES[model][0] == KERAS_FILE_NAMES[model]
+    assert PUBLISHED[model].file_name == KERAS_FILE_NAMES[model]
 
 
 @pytest.mark.parametrize("model", sorted(KERAS_URLS))
@@ -176,24 +183,51 @@ def test_urls_match_keras(model):
 
 
 def test_published_hashes_match_keras():
-    assert W.WEIGHT_FILES["resnet50"][1] == resnet.WEIGHTS_HASHES["resnet50"][1]
-    assert W.WEIGHT_FILES["inceptionv3"][1] == _keras_notop_hash(inception_v3)
-    assert W.WEIGHT_FILES["vgg16"][1] == _keras_notop_hash(vgg16)
+    assert PUBLISHED["resnet50"].file_hash == resnet.WEIGHTS_HASHES["resnet50"][1]
+    assert PUBLISHED["inceptionv3"].file_hash == _keras_notop_hash(inception_v3)
+    assert PUBLISHED["vgg16"].file_hash == _keras_notop_hash(vgg16)
     # Keras downloads MobileNetV2 weights without any hash, so there is none to publish.
     for call in _get_file_calls(mobilenet_v2):
         assert not {"file_hash", "md5_hash"} & {k.arg for k in call.keywords}
-    assert W.WEIGHT_FILES["mobilenetv2"][1] is None
+    assert PUBLISHED["mobilenetv2"].file_hash is None
 
 
-@pytest.mark.parametrize("digest", [h for _, h in W.WEIGHT_FILES.values() if h] + ["0" * 64])
+@pytest.mark.parametrize("digest", [w.file_hash for w in PUBLISHED.values() if w.file_hash] + ["0" * 64])
 def test_hash_algorithm_follows_keras_auto_rule(digest):
     assert W.hash_algorithm(digest) == file_utils.resolve_hasher("auto", digest).name
 
 
 def test_published_hashes_are_md5():
-    for model, (_, digest) in W.WEIGHT_FILES.items():
-        if digest is not None:
-            assert W.hash_algorithm(digest) == "md5", model
+    digests = {model: w.file_hash for model, w in PUBLISHED.items() if w.file_hash is not None}
+    assert len(digests) == 3
+    assert {model: W.hash_algorithm(digest) for model, digest in digests.items()} == dict.fromkeys(digests, "md5")
+
+
+@pytest.mark.parametrize("model", sorted(MODEL_SPECS))
+def test_config_check_accepts_imagenet_exactly_where_fetch_can_verify(model):
+    """The config check and fetch_weights agree: weights: imagenet passes the check only for a model whose
+    download fetch_weights can verify against a published hash."""
+    config = {"grid": {"models": [model]}, "models": {model: {"weights": "imagenet"}}}
+    try:
+        W.expected_hash_of(model)
+    except WeightsError:
+        with pytest.raises(settings.ConfigError) as exc:
+            settings.check_config(config)
+        assert _one_line(exc).startswith(f"invalid config: models.{model}.weights = imagenet, but ")
+    else:
+        settings.check_config(config)
+
+
+def test_config_check_refuses_unverifiable_imagenet_weights():
+    config = {"grid": {"models": ["mobilenetv2"]}, "models": {}}  # imagenet is the registry's default
+    with pytest.raises(settings.ConfigError) as exc:
+        settings.check_config(config)
+    assert _one_line(exc) == (
+        "invalid config: models.mobilenetv2.weights = imagenet, but Keras publishes no hash for MobileNetV2's "
+        "ImageNet weights, so their download cannot be verified; set models.mobilenetv2.weights to none or "
+        "to a weight file you trust"
+    )
+    settings.check_config({"grid": {"models": ["mobilenetv2"]}, "models": {"mobilenetv2": {"weights": "none"}}})
 
 
 # --- fetching -------------------------------------------------------------------
@@ -212,7 +246,7 @@ def test_fetch_then_skip_second_request(server, tiny_weights, tmp_path):
     assert fetch_weights("resnet50", dest, server.base_url, timeout=10,
                          expected_hash=md5(tiny_weights)) == dest
     assert server.requests == [served]  # second fetch made no request
-    verify_weights(dest, "resnet50", expected_hash=md5(tiny_weights))
+    assert dest.read_bytes() == tiny_weights
 
     # The fetched bytes are a usable weight file.
     import keras
@@ -240,7 +274,7 @@ def test_wrong_hash_raises_and_leaves_no_file(server, tiny_weights, tmp_path):
     with pytest.raises(WeightsError) as exc:
         fetch_weights("resnet50", dest, server.base_url, timeout=10, expected_hash=md5(tiny_weights))
     text = _one_line(exc)
-    assert W.WEIGHT_FILES["resnet50"][0] in text
+    assert PUBLISHED["resnet50"].file_name in text
     assert md5(tiny_weights) in text and md5(bytes(corrupted)) in text
     assert "retry" in text
     assert not dest.exists()
@@ -253,8 +287,8 @@ def test_published_hash_rejects_other_file(server, tiny_weights, tmp_path):
     with pytest.raises(WeightsError) as exc:
         fetch_weights("vgg16", dest, server.base_url, timeout=10)  # published md5
     text = _one_line(exc)
-    assert W.WEIGHT_FILES["vgg16"][1] in text and md5(tiny_weights) in text
-    assert not dest.exists()
+    assert PUBLISHED["vgg16"].file_hash in text and md5(tiny_weights) in text
+    assert not dest.exists() and os.listdir(tmp_path) == ["www"]
 
 
 def test_stale_dest_is_replaced(server, tiny_weights, tmp_path):
@@ -266,13 +300,26 @@ def test_stale_dest_is_replaced(server, tiny_weights, tmp_path):
     assert server.requests == [served]
 
 
+def test_truncated_download_is_discarded(server, tiny_weights, tmp_path):
+    path = "/tensorflow/keras-applications/" + _keras_path("resnet50")
+    server.short_bodies[path] = tiny_weights
+    dest = tmp_path / "out" / "resnet50.h5"
+    with pytest.raises(WeightsError) as exc:
+        fetch_weights("resnet50", dest, server.base_url, timeout=10, expected_hash=md5(tiny_weights))
+    size = len(tiny_weights)
+    assert _one_line(exc) == (
+        f"truncated download of {weights_url('resnet50', server.base_url)}: got {size} of {size + 10} bytes; retry"
+    )
+    assert server.requests == [path]
+    assert os.listdir(dest.parent) == []
+
+
 def test_404_names_url(server, tmp_path):
     dest = tmp_path / "out" / "resnet50.h5"
     with pytest.raises(WeightsError) as exc:
         fetch_weights("resnet50", dest, server.base_url, timeout=10, expected_hash="0" * 32)
     text = _one_line(exc)
-    assert "404" in text
-    assert weights_url("resnet50", server.base_url) in text
+    assert text.startswith(f"HTTP 404 File not found fetching {weights_url('resnet50', server.base_url)}; check ")
     assert not dest.exists() and os.listdir(dest.parent) == []
 
 
@@ -283,46 +330,30 @@ def test_unreachable_server_is_one_line(tmp_path):
     base = f"http://127.0.0.1:{port}/keras-applications"
     with pytest.raises(WeightsError) as exc:
         fetch_weights("resnet50", tmp_path / "w.h5", base, timeout=5, expected_hash="0" * 32)
-    assert weights_url("resnet50", base) in _one_line(exc)
+    assert _one_line(exc).startswith(f"cannot fetch {weights_url('resnet50', base)}: ")
     assert os.listdir(tmp_path) == []
 
 
 def test_alexnet_has_no_imagenet_weights(server, tmp_path):
     for call in (lambda: weights_url("alexnet", server.base_url),
-                 lambda: fetch_weights("alexnet", tmp_path / "a.h5", server.base_url, timeout=10),
-                 lambda: verify_weights(tmp_path / "a.h5", "alexnet")):
+                 lambda: fetch_weights("alexnet", tmp_path / "a.h5", server.base_url, timeout=10)):
         with pytest.raises(WeightsError) as exc:
             call()
         text = _one_line(exc)
-        assert "alexnet" in text and "no ImageNet weights" in text
+        assert text.startswith("model 'alexnet' has no ImageNet weights to fetch")
+        assert "resnet50, inceptionv3, vgg16, mobilenetv2" in text
     assert server.requests == []
     assert os.listdir(tmp_path) == ["www"]
 
 
-def test_mobilenetv2_needs_hash_or_explicit_opt_out(server, tiny_weights, tmp_path):
+def test_mobilenetv2_needs_an_explicit_hash(server, tiny_weights, tmp_path):
     served = server.publish("mobilenetv2", tiny_weights)
     dest = tmp_path / "mnv2.h5"
     with pytest.raises(WeightsError) as exc:
         fetch_weights("mobilenetv2", dest, server.base_url, timeout=10)
-    assert "expected_hash" in _one_line(exc)
+    assert _one_line(exc).startswith("Keras publishes no hash for mobilenetv2 (mobilenet_v2_weights_")
     assert server.requests == [] and not dest.exists()
 
-    fetch_weights("mobilenetv2", dest, server.base_url, timeout=10, allow_unverified=True)
+    fetch_weights("mobilenetv2", dest, server.base_url, timeout=10, expected_hash=md5(tiny_weights))
     assert dest.read_bytes() == tiny_weights
     assert server.requests == [served]
-
-
-def test_verify_weights(tiny_weights, tmp_path):
-    path = tmp_path / "w.h5"
-    path.write_bytes(tiny_weights)
-    verify_weights(path, "resnet50", expected_hash=md5(tiny_weights))
-    verify_weights(path, "resnet50", expected_hash=sha256(tiny_weights))
-    with pytest.raises(WeightsError) as exc:
-        verify_weights(path, "resnet50")  # published hash: not this file
-    text = _one_line(exc)
-    assert W.WEIGHT_FILES["resnet50"][1] in text and md5(tiny_weights) in text
-    with pytest.raises(WeightsError) as exc:
-        verify_weights(tmp_path / "missing.h5", "resnet50")
-    assert "does not exist" in _one_line(exc)
-    with pytest.raises(WeightsError):
-        verify_weights(path, "mobilenetv2")  # no published hash to check against

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import re
 
+import pandas as pd
 import pytest
 
+from cnn_study.figure_names import FIGURES, pdf_key
+from cnn_study.metrics import EPOCH_COLUMNS
 from helpers import REPO, copy_workflow, snakemake
 
 
@@ -40,6 +43,7 @@ def test_dry_run_of_the_demo_needs_no_download(tmp_path):
         ('training={"epochs": "ten"}', "training.epochs: expected integer"),
         ('optimizers={"adamx": {}}', "optimizers: 'adamx' is not one of"),
         ('dataset={"n_trian": 3}', "unknown key dataset.n_trian"),
+        ('grid={"models": ["mobilenetv2"]}', "models.mobilenetv2.weights = imagenet, but Keras publishes no hash"),
     ],
 )
 def test_a_bad_config_stops_with_one_line_naming_the_key(tmp_path, override, message):
@@ -56,4 +60,26 @@ def test_a_size_below_the_minimum_is_refused(tmp_path):
     result = snakemake(workdir, "-n", "--configfile", "small.yaml", check=False)
     assert result.returncode != 0
     assert "models.inceptionv3.input_size = 60 is below InceptionV3's minimum of 75" in result.stdout + result.stderr
+
+
+def test_plot_model_figures_writes_exactly_the_outputs_its_rule_declares(tmp_path):
+    """The rule names its outputs from cnn_study.figure_names and the script fills them by key: a key or
+    figure that drifts on either side fails the job (KeyError) or leaves an output missing."""
+    workdir = copy_workflow(tmp_path / "wf")
+    epochs = workdir / "results" / "metrics" / "epochs.csv"
+    epochs.parent.mkdir(parents=True)
+    rows = [
+        {"model": "resnet50", "optimizer": optimizer, "lr": 0.001, "seed": 0, "phase": "fine_tune", "epoch": epoch,
+         "loss": 1 / epoch, "accuracy": 0.5 + 0.1 * epoch, "val_loss": 1 / epoch, "val_accuracy": 0.5,
+         "epoch_seconds": 1.0, "images_per_second": 10.0}
+        for optimizer in ("sgd", "adam") for epoch in (1, 2, 3)
+    ]
+    pd.DataFrame(rows, columns=EPOCH_COLUMNS).to_csv(epochs, index=False)
+    targets = [f"results/figures/resnet50_{name}.png" for name in FIGURES]
+    snakemake(workdir, *targets, "--cores", "1", "--allowed-rules", "plot_model_figures")
+    written = sorted(path.name for path in (workdir / "results" / "figures").iterdir())
+    assert written == sorted(f"resnet50_{name}.{kind}" for name in FIGURES for kind in ("png", "pdf"))
+    assert pdf_key("loss") == "loss_pdf"
+    for name in FIGURES:
+        assert (REPO / "report" / f"{name}.rst").is_file(), f"report/{name}.rst: the caption of figure {name}"
 

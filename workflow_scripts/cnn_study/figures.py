@@ -6,8 +6,6 @@ colour in every figure; learning rates differ by line style.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import matplotlib
 
 matplotlib.use("Agg")
@@ -16,6 +14,8 @@ import pandas as pd  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from cnn_study.metrics import WARMUP_PHASE  # noqa: E402
+from cnn_study.figure_names import FIGURES, pdf_key  # noqa: E402
+from cnn_study.files import atomic_write  # noqa: E402
 from cnn_study.model_specs import MODEL_SPECS  # noqa: E402
 from cnn_study.summary_stats import mean_curves  # noqa: E402
 
@@ -24,12 +24,6 @@ OPTIMIZER_COLORS = {
     "adamw": "tab:red", "nadam": "tab:brown", "adagrad": "tab:pink",
 }
 LINE_STYLES = ["-", "--", ":", "-."]
-PANELS = {  # figure name -> (column in epochs.csv, axis label)
-    "accuracy": ("accuracy", "training accuracy"),
-    "loss": ("loss", "training loss"),
-    "val_accuracy": ("val_accuracy", "validation accuracy"),
-    "val_loss": ("val_loss", "validation loss"),
-}
 
 
 def draw_panel(ax, epochs: pd.DataFrame, column: str, label: str) -> None:
@@ -83,11 +77,11 @@ def plot_model(epochs_path: str, model: str, outputs: dict[str, str]) -> None:
     if runs.empty:
         raise ValueError(f"results/metrics/epochs.csv has no rows for model {model}; rerun its training")
     title = MODEL_SPECS[model].display_name
-    for name, (column, label) in PANELS.items():
+    for name, (column, label) in FIGURES.items():
         fig, ax = plt.subplots(figsize=(6.4, 4.4), layout="constrained")
         draw_panel(ax, runs, column, label)
         ax.set_title(f"{title}: {label} ({setup_text(runs)})")
-        save(fig, outputs[name], outputs[f"{name}_pdf"])
+        save(fig, outputs[name], outputs[pdf_key(name)])
 
 
 def plot_overview(epochs_path: str, png: str, pdf: str) -> None:
@@ -95,11 +89,11 @@ def plot_overview(epochs_path: str, png: str, pdf: str) -> None:
     epochs = pd.read_csv(epochs_path)
     models = [m for m in MODEL_SPECS if m in set(epochs["model"])]
     fig, axes = plt.subplots(
-        len(PANELS), len(models), figsize=(4.8 * len(models), 3.4 * len(PANELS)), squeeze=False, layout="constrained"
+        len(FIGURES), len(models), figsize=(4.8 * len(models), 3.4 * len(FIGURES)), squeeze=False, layout="constrained"
     )
     for col, model in enumerate(models):
         runs = epochs[epochs["model"] == model]
-        for row, (column, label) in enumerate(PANELS.values()):
+        for row, (column, label) in enumerate(FIGURES.values()):
             draw_panel(axes[row][col], runs, column, label)
         axes[0][col].set_title(f"{MODEL_SPECS[model].display_name} ({setup_text(runs)})")
     save(fig, png, pdf)
@@ -107,8 +101,6 @@ def plot_overview(epochs_path: str, png: str, pdf: str) -> None:
 
 def save(fig, png: str, pdf: str) -> None:
     for path in (png, pdf):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        partial = Path(path).with_name(Path(path).stem + ".partial" + Path(path).suffix)
-        fig.savefig(partial, dpi=150)
-        partial.replace(path)
+        with atomic_write(path) as partial:
+            fig.savefig(partial, dpi=150)
     plt.close(fig)

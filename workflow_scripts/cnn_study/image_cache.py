@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from cnn_study.files import partial_path
 from cnn_study.screening import decode_rgb
 from cnn_study.sources import ImageSource
 
@@ -52,18 +53,6 @@ def cache_paths(directory: str | Path, splits=SPLITS) -> dict[str, str]:
 
 class CacheError(ValueError):
     """The cache cannot be built; the message is one line saying why and what to do."""
-
-
-def _partial(path: Path) -> Path:
-    return path.with_name(path.name.removesuffix(".npy") + ".partial.npy")
-
-
-def save_npy_atomic(path: Path, array: np.ndarray) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = _partial(path)
-    np.save(partial, array)
-    partial.replace(path)
 
 
 def resize_rgb(image: Image.Image, size: int) -> np.ndarray:
@@ -115,7 +104,7 @@ def build_cache(
     if unknown:
         raise CacheError(f"{manifest_path}: labels {unknown} are not among the classes {classes}; rerun the pick")
     targets = {key: Path(outputs[key]) for key in cache_keys(splits)}
-    partials = {key: _partial(path) for key, path in targets.items()}
+    partials = {key: partial_path(path) for key, path in targets.items()}
     for path in targets.values():
         path.parent.mkdir(parents=True, exist_ok=True)
     counts = {}

@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from cnn_study.files import write_table
+
 CONFIG_KEYS = ["model", "optimizer", "lr"]
 RUN_KEYS = CONFIG_KEYS + ["seed"]
 EPOCH_COLUMNS = RUN_KEYS + [
@@ -177,18 +179,3 @@ def write_metrics(
     write_table(per_run, outputs["runs"])
     write_table(summarize_runs(per_run), outputs["summary"])
 
-
-def write_table(frame: pd.DataFrame, path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    frame.to_csv(partial, index=False)
-    partial.replace(path)
-
-
-def write_text(path: str | Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text if text.endswith("\n") else text + "\n")
-    partial.replace(path)

@@ -9,13 +9,13 @@ from pathlib import Path
 import keras
 from keras import layers, ops
 
+from cnn_study.errors import one_line
 from cnn_study.model_specs import MODEL_SPECS
 
 APPLICATIONS = {
-    "resnet50": keras.applications.ResNet50,
-    "inceptionv3": keras.applications.InceptionV3,
-    "vgg16": keras.applications.VGG16,
-    "mobilenetv2": keras.applications.MobileNetV2,
+    name: getattr(keras.applications, spec.keras_application)
+    for name, spec in MODEL_SPECS.items()
+    if spec.keras_application is not None
 }
 
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
@@ -82,8 +82,9 @@ def build_backbone(model: str, size: int, weights_file: str | None) -> keras.Mod
         try:
             base.load_weights(str(weights_file))
         except ValueError as error:
-            message = " ".join(str(error).split())
-            raise ValueError(f"{spec.display_name} weight file {weights_file} does not fit the model: {message}") from None
+            raise ValueError(
+                f"{spec.display_name} weight file {weights_file} does not fit the model: {one_line(error)}"
+            ) from None
     return base
 
 

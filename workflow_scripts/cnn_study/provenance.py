@@ -16,6 +16,8 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
+from cnn_study.files import write_text
+
 PACKAGES = (
     "keras", "tensorflow", "tensorflow-cpu", "torch", "jax", "jaxlib", "jax-cuda12-plugin", "numpy", "h5py", "pandas",
     "pillow", "snakemake",
@@ -88,8 +90,5 @@ class Provenance:
             "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
             **self.extra,
         }
-        path = Path(path)
-        partial = path.with_name(path.name + ".partial")
-        partial.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-        partial.replace(path)
+        write_text(path, json.dumps(record, indent=2, sort_keys=True))
         return record

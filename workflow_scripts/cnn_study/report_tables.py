@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from cnn_study.claims import claims_markdown, judge_claims
-from cnn_study.metrics import write_text
+from cnn_study.files import write_text
 from cnn_study.summary_stats import compare_optimizers
 from cnn_study.tables import summary_latex, summary_markdown
 

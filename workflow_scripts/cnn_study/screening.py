@@ -34,6 +34,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
+from cnn_study.errors import error_text
+
 # Formats Pillow may open (JPEG includes MPO); others (EPS would run Ghostscript, for one) count as "not an image".
 FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP", "TIFF")
 # Signatures of the formats above: such content that does not open is damaged, not a non-image.
@@ -72,11 +74,6 @@ class Screened:
         if self.kept:
             return f"{self.reason} of {self.kept} ({self.detail})"
         return f"{self.reason} ({self.detail})" if self.detail else str(self.reason)
-
-
-def _error_text(error: BaseException) -> str:
-    text = " ".join(str(error).split())[:120]
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def _open(data: bytes) -> Image.Image:
@@ -128,7 +125,7 @@ def screen_image(file: str, label: str, data: bytes, min_size: int) -> Screened:
     except Exception as error:  # noqa: BLE001 -- a decoder's failure is a reason, never a crash
         bomb = isinstance(error, Image.DecompressionBombError)
         result.reason = "too large" if bomb else "truncated or undecodable"
-        result.detail = _error_text(error)
+        result.detail = error_text(error)
     finally:
         ImageFile.LOAD_TRUNCATED_IMAGES = truncated_setting
     if result.reason is not None:
@@ -146,7 +143,7 @@ def _screen(result: Screened, data: bytes, min_size: int) -> None:
             result.reason = "not an image"
         return
     except Image.DecompressionBombError as error:
-        result.reason, result.detail = "too large", _error_text(error)
+        result.reason, result.detail = "too large", error_text(error)
         return
     with image:
         result.width, result.height = image.size
@@ -204,13 +201,3 @@ def near_duplicate_keepers(hashes: np.ndarray, max_distance: int) -> np.ndarray:
                 remaining = remaining[~near]
     return keeper
 
-
-def hamming_matrix_pairs(hashes: np.ndarray, max_distance: int) -> list[tuple[int, int, int]]:
-    """All pairs (i, j, distance) with i < j whose 64-bit hashes differ in at most max_distance bits."""
-    hashes = np.asarray(hashes, dtype=np.uint64)
-    pairs = []
-    for i in range(len(hashes) - 1):
-        distances = np.bitwise_count(hashes[i + 1 :] ^ hashes[i])
-        for offset in np.flatnonzero(distances <= max_distance):
-            pairs.append((i, i + 1 + int(offset), int(distances[offset])))
-    return pairs

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cnn_study.errors import error_text
+from cnn_study.files import write_text
 from cnn_study.screening import Screened, near_duplicate_keepers, screen_image
 from cnn_study.sources import ImageSource, MemberRejected
 
@@ -55,7 +57,7 @@ def screen_source(source: ImageSource, classes: list[str], min_size: int) -> tup
             continue
         except Exception as error:  # noqa: BLE001 -- bad CRC, encryption, permissions: a reason
             item = Screened(candidate.file, candidate.label, "", reason="unreadable")
-            item.detail = f"{type(error).__name__}: {' '.join(str(error).split())[:120]}"
+            item.detail = error_text(error)
             screened.append(item)
             continue
         screened.append(screen_image(candidate.file, candidate.label, data, min_size))
@@ -209,10 +211,7 @@ def write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(buffer.getvalue(), encoding="utf-8", newline="")
-    partial.replace(path)
+    write_text(path, buffer.getvalue())
 
 
 def failed_pick_rejected_path(rejected_path: Path) -> Path:

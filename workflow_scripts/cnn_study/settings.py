@@ -77,6 +77,12 @@ def _check_models(config: dict) -> None:
                 f"invalid config: models.{name}.weights = imagenet, but {spec.display_name} has no "
                 "published ImageNet weights; use none or a weight file"
             )
+        if settings["weights"] == "imagenet" and not spec.has_verified_weights:
+            raise ConfigError(
+                f"invalid config: models.{name}.weights = imagenet, but Keras publishes no hash for "
+                f"{spec.display_name}'s ImageNet weights, so their download cannot be verified; set "
+                f"models.{name}.weights to none or to a weight file you trust"
+            )
 
 
 def model_settings(config: dict, model: str) -> dict:
@@ -113,11 +119,6 @@ def run_grid(config: dict) -> list[dict]:
         for lr in grid["learning_rates"]
         for seed in grid["seeds"]
     ]
-
-
-def input_sizes(config: dict) -> list[int]:
-    """The distinct input sizes of the models in the grid: one decode-once cache each."""
-    return sorted({model_settings(config, m)["input_size"] for m in config["grid"]["models"]})
 
 
 def run_settings(config: dict, model: str, optimizer: str, lr: str, seed: str | int) -> dict:

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from cnn_study.files import atomic_write
+
 
 def synthetic_image(rng: np.random.Generator, class_index: int, size: int) -> Image.Image:
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
@@ -30,10 +32,8 @@ def synthetic_image(rng: np.random.Generator, class_index: int, size: int) -> Im
 
 def write_synthetic_archive(path: str | Path, classes: list[str], images_per_class: int, size: int, seed: int) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    partial = path.with_name(path.name + ".partial")
-    with zipfile.ZipFile(partial, "w", zipfile.ZIP_STORED) as archive:
+    with atomic_write(path) as partial, zipfile.ZipFile(partial, "w", zipfile.ZIP_STORED) as archive:
         for class_index, label in enumerate(classes):
             for number in range(images_per_class):
                 buffer = io.BytesIO()
@@ -41,5 +41,4 @@ def write_synthetic_archive(path: str | Path, classes: list[str], images_per_cla
                 # Fixed timestamps keep the archive byte-identical from run to run.
                 info = zipfile.ZipInfo(f"train/{label}.{number}.jpg", date_time=(2020, 1, 1, 0, 0, 0))
                 archive.writestr(info, buffer.getvalue())
-    partial.replace(path)
     return path

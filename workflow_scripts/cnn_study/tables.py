@@ -16,8 +16,10 @@ import math
 
 import pandas as pd
 
+from cnn_study.model_specs import MODEL_SPECS
+
 DISPLAY_NAMES = {
-    "resnet50": "ResNet50", "inceptionv3": "InceptionV3",
+    **{name: spec.display_name for name, spec in MODEL_SPECS.items()},
     "sgd": "SGD", "adam": "Adam", "rmsprop": "RMSprop",
 }
 

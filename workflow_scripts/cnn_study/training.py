@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from cnn_study.backend import configure_backend
+from cnn_study.files import atomic_write, write_table
 from cnn_study.image_cache import load_split
 from cnn_study.provenance import Provenance
 
@@ -127,12 +128,8 @@ def completed_epochs(backup_dir: Path) -> int:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    partial = path.with_name(path.name + ".partial")
-    with open(partial, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    partial.replace(path)
+    with atomic_write(path, durable=True) as partial:
+        partial.write_text(text)
 
 
 def reseed_random_layers(model, seed: int, epoch: int) -> None:
@@ -181,9 +178,7 @@ def write_history(partial_history: Path, history_path: Path) -> pd.DataFrame:
     rows = pd.read_csv(partial_history)
     rows["epoch"] = rows["epoch"] + 1  # CSVLogger counts from 0; the paper's figures from 1
     rows = rows[HISTORY_COLUMNS]
-    partial = history_path.with_name(history_path.name + ".partial")
-    rows.to_csv(partial, index=False)
-    partial.replace(history_path)
+    write_table(rows, history_path)
     return rows
 
 
@@ -303,9 +298,8 @@ def train_run(
     backup.wait()
 
     history = write_history(partial_history, history_path)
-    partial_model = model_path.with_name(model_path.stem + ".partial.keras")
-    model.save(partial_model)
-    partial_model.replace(model_path)
+    with atomic_write(model_path) as partial_model:
+        model.save(partial_model)
     provenance.extra["training_seconds"] = round(float(history["epoch_seconds"].sum()), 3)
     provenance.finish(provenance_path, keras)
     shutil.rmtree(resume_dir)
