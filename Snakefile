@@ -15,11 +15,14 @@ report: "report/workflow.rst"
 
 include: "rules/common.smk"
 include: "rules/download.smk"
-include: "rules/split.smk"
+include: "rules/demo_data.smk"
+include: "rules/select_images.smk"
+include: "rules/image_cache.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/metrics.smk"
 include: "rules/figures.smk"
+include: "rules/tables.smk"
 
 
 rule all:

@@ -19,22 +19,6 @@ rule select_images:
         "../workflow_scripts/select_images.py"
 
 
-rule build_image_cache:
-    input:
-        source=dataset_archive(),
-        manifest="results/data/manifest.csv",
-    output:
-        **cache_files("{size}"),
-    params:
-        classes=config["dataset"]["classes"],
-    log:
-        "logs/build_image_cache/{size}px.log",
-    conda:
-        "../envs/data.yaml"
-    script:
-        "../workflow_scripts/build_image_cache.py"
-
-
 rule select_test_images:
     input:
         unpack(selection_inputs),
@@ -53,19 +37,3 @@ rule select_test_images:
         "../envs/data.yaml"
     script:
         "../workflow_scripts/select_test_images.py"
-
-
-rule build_test_cache:
-    input:
-        source=dataset_archive(),
-        manifest="results/data/test_manifest.csv",
-    output:
-        **test_cache_files("{size}"),
-    params:
-        classes=config["dataset"]["classes"],
-    log:
-        "logs/build_test_cache/{size}px.log",
-    conda:
-        "../envs/data.yaml"
-    script:
-        "../workflow_scripts/build_test_cache.py"
