@@ -7,6 +7,7 @@ from snakemake.utils import validate
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow_scripts"))
 
 from cnn_study import settings  # noqa: E402
+from cnn_study.run_model import kept_model_file  # noqa: E402
 
 
 SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
@@ -104,6 +105,15 @@ def training_inputs(wildcards):
     elif model["weights"] != "none":
         inputs["weights"] = model["weights"]
     return inputs
+
+
+def train_outputs():
+    """history.csv and run.json, plus the model file that training.keep asks for (none: no model)."""
+    outputs = {"history": f"{RUN_DIR}/history.csv", "provenance": f"{RUN_DIR}/run.json"}
+    model_file = kept_model_file(settings.model_keep(config))
+    if model_file:
+        outputs["model"] = f"{RUN_DIR}/{model_file}"
+    return outputs
 
 
 def run_paths(filename):

@@ -9,8 +9,9 @@ run_logged(
     data={key: snakemake.input[key] for key in ("train_images", "train_labels", "val_images", "val_labels")},
     weights_file=snakemake.input.get("weights"),
     history_path=snakemake.output.history,
-    model_path=snakemake.output.model,
+    model_path=snakemake.output.get("model"),
     provenance_path=snakemake.output.provenance,
     resume_dir=snakemake.params.resume_dir,
     threads=snakemake.threads,
+    keep=snakemake.params.keep,
 )

@@ -110,6 +110,11 @@ def input_sizes(config: dict) -> list[int]:
     return sorted({model_settings(config, m)["input_size"] for m in config["grid"]["models"]})
 
 
+def model_keep(config: dict) -> str:
+    """What a finished run keeps of its model (training.keep; see cnn_study.run_model)."""
+    return config["training"].get("keep", "model")
+
+
 def run_settings(config: dict, model: str, optimizer: str, lr: str, seed: str | int) -> dict:
     """Everything one training job depends on, resolved; its hash names the run's provenance."""
     training = config["training"]
@@ -126,6 +131,7 @@ def run_settings(config: dict, model: str, optimizer: str, lr: str, seed: str | 
         "metrics": list(training["metrics"]),
         "protocol": dict(training["protocol"]),
         "head": dict(training["head"]),
+        "batch_norm_momentum": training["batch_norm_momentum"],
         "augmentation": dict(training["augmentation"]),
         "deterministic": training["deterministic"],
         "jit_compile": training["jit_compile"],

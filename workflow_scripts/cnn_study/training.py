@@ -25,6 +25,7 @@ import pandas as pd
 from cnn_study.backend import configure_backend
 from cnn_study.image_cache import load_split
 from cnn_study.provenance import Provenance
+from cnn_study.run_model import save_run_model
 
 log = logging.getLogger(__name__)
 
@@ -209,18 +210,19 @@ def train_run(
     data: dict,
     weights_file: str | None,
     history_path: str | Path,
-    model_path: str | Path,
+    model_path: str | Path | None,
     provenance_path: str | Path,
     resume_dir: str | Path,
     threads: int = 1,
     verbose: int = 2,
+    keep: str = "model",
 ) -> pd.DataFrame:
     provenance = Provenance.start(settings)
     keras = configure_backend(threads, settings["seed"], settings["deterministic"])
     from cnn_study.models import build_model, set_phase_trainability
     from cnn_study.optimizers import build_optimizer
 
-    history_path, model_path, resume_dir = Path(history_path), Path(model_path), Path(resume_dir)
+    history_path, resume_dir = Path(history_path), Path(resume_dir)
     backup_dir, partial_history = resume_dir / "backup", resume_dir / "history.csv"
     prepare_resume_dir(resume_dir, settings)
     provenance.first_started_at = first_start(resume_dir, provenance.started_at)
@@ -274,9 +276,7 @@ def train_run(
         )
 
     history = write_history(partial_history, history_path)
-    partial_model = model_path.with_name(model_path.stem + ".partial.keras")
-    model.save(partial_model)
-    partial_model.replace(model_path)
+    provenance.extra["model_file"] = save_run_model(model, keep, model_path)
     provenance.extra["training_seconds"] = round(float(history["epoch_seconds"].sum()), 3)
     provenance.finish(provenance_path, keras)
     shutil.rmtree(resume_dir)
