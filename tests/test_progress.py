@@ -141,3 +141,17 @@ def test_command_prints_the_demo_grid(tmp_path):
     assert re.search(rf"resnet50/adam/lr0.001/seed0 +waiting +0/{demo_epochs} ", result.stdout), result.stdout
     assert "inceptionv3/rmsprop/lr0.001/seed0" in result.stdout and "waiting" in result.stdout
     assert main(["--directory", str(tmp_path / "nowhere")]) == 1
+
+
+def test_progress_bar_writes_plain_lines_to_a_log(monkeypatch):
+    import io
+
+    import cnn_study.logs as logs
+
+    monkeypatch.setattr(logs, "LOG_INTERVAL", 0)
+    log = io.StringIO()  # not a terminal, like a job's redirected stderr
+    assert list(logs.progress_bar(range(4), "screening", stream=log)) == [0, 1, 2, 3]
+    lines = log.getvalue().splitlines()
+    assert "\r" not in log.getvalue() and len(lines) >= 5
+    assert lines[0].startswith("screening:   0%|") and "0/4" in lines[0]
+    assert lines[-1].startswith("screening: 100%|") and "4/4" in lines[-1] and "image/s" in lines[-1]

@@ -197,3 +197,27 @@ def test_predict_cli_reads_a_zip_and_reports_errors_in_one_line(tmp_path, traine
     assert predict_main([str(tmp_path), str(tmp_path / "photos"), "-o", str(tmp_path / "q.csv")]) == 1
     assert "is not a finished run" in capsys.readouterr().err
     assert not (tmp_path / "q.csv").exists()
+
+
+def test_batch_norm_momentum_reaches_every_batch_normalization_layer():
+    model, base = build_model({**make_settings("inceptionv3", 75), "batch_norm_momentum": 0.9})
+    norms = [layer for layer in [*base.layers, *model.layers] if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(norms) > 90 and {layer.momentum for layer in norms} == {0.9}
+    default, _ = build_model(make_settings("alexnet", 67))
+    assert default.get_layer("head_bn").momentum == 0.99
+
+
+@pytest.mark.parametrize("keep, present, absent", [
+    ("weights", "model.weights.h5", "model.keras"),
+    ("none", "run.json", "model."),
+    ("model", "model.keras", "model.weights.h5"),
+])
+def test_train_rule_outputs_follow_training_keep(tmp_path, keep, present, absent):
+    from helpers import copy_workflow, snakemake
+
+    workdir = copy_workflow(tmp_path / "wf")
+    (workdir / "keep.yaml").write_text(f"training: {{keep: {keep}}}\n")
+    result = snakemake(workdir, "-n", "--configfile", "configs/demo.yaml", "keep.yaml")
+    outputs = [line for line in result.stdout.splitlines() if line.strip().startswith("output:") and "runs/" in line]
+    assert len(outputs) == 6
+    assert all(present in line and absent not in line for line in outputs), outputs[0]

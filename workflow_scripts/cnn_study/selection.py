@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cnn_study.logs import progress_bar
 from cnn_study.screening import Screened, near_duplicate_keepers, screen_image
 from cnn_study.sources import ImageSource
 
@@ -45,7 +46,7 @@ def screen_source(source: ImageSource, classes: list[str], min_size: int) -> tup
     """Read and screen every candidate once; a member that cannot be read is rejected, not raised."""
     layout, candidates = source.candidates(classes)
     screened = []
-    for candidate in candidates:
+    for candidate in progress_bar(candidates, "screening"):
         try:
             data = source.read(candidate.file)
         except Exception as error:  # noqa: BLE001 -- bad CRC, encryption, permissions: a reason
