@@ -9,6 +9,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow_scripts"))
 from cnn_study import settings  # noqa: E402
 from cnn_study.image_cache import SPLITS, TEST_SPLITS, cache_paths  # noqa: E402
 from cnn_study.figure_names import FIGURES, pdf_key  # noqa: E402
+from cnn_study.run_model import kept_model_file  # noqa: E402
 
 
 SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
@@ -120,6 +121,15 @@ def training_inputs(wildcards):
     elif model["weights"] != "none":
         inputs["weights"] = model["weights"]
     return inputs
+
+
+def train_outputs():
+    """history.csv and run.json, plus the model file that training.keep asks for (none: no model)."""
+    outputs = {"history": f"{RUN_DIR}/history.csv", "provenance": f"{RUN_DIR}/run.json"}
+    model_file = kept_model_file(settings.model_keep(config))
+    if model_file:
+        outputs["model"] = f"{RUN_DIR}/{model_file}"
+    return outputs
 
 
 def run_paths(filename):

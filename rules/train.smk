@@ -2,11 +2,10 @@ rule train:
     input:
         unpack(training_inputs),
     output:
-        history=f"{RUN_DIR}/history.csv",
-        model=f"{RUN_DIR}/model.keras",
-        provenance=f"{RUN_DIR}/run.json",
+        **train_outputs(),
     params:
         settings=run_settings,
+        keep=settings.model_keep(config),
         # Resume state lives beside the run but is not an output: Snakemake keeps it when a job fails.
         resume_dir=f"{RUN_DIR}/resume",
     log:

@@ -13,9 +13,9 @@ import pytest  # noqa: E402
 from cnn_study.model_specs import MODEL_SPECS  # noqa: E402
 from cnn_study.models import (  # noqa: E402
     APPLICATIONS,
-    ImagenetPreprocessing,
     build_backbone,
     build_model,
+    preprocessing_layer,
     set_phase_trainability,
 )
 
@@ -174,7 +174,7 @@ def test_augmentation_layers_are_switchable_and_inactive_at_inference():
 def test_preprocessing_layer_matches_keras_preprocess_input(mode, reference):
     x = images(2, 8)
     np.testing.assert_allclose(
-        keras.ops.convert_to_numpy(ImagenetPreprocessing(mode)(x)), reference(x.copy()), rtol=1e-6, atol=1e-4
+        keras.ops.convert_to_numpy(preprocessing_layer(mode)(x)), reference(x.copy()), rtol=1e-6, atol=1e-4
     )
 
 

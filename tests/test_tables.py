@@ -83,10 +83,11 @@ def test_markdown_bold_only_best_per_model():
         assert all(c.startswith("**") and c.endswith("**") for c in best_row)
 
 
-def test_markdown_ties_both_bold_and_empty():
-    s = pd.DataFrame([row("resnet50", "sgd", 2, 0.97), row("resnet50", "adam", 2, 0.97)])
+def test_markdown_tie_for_best_bolds_nothing_and_empty():
+    s = pd.DataFrame([row("resnet50", "sgd", 2, 0.97), row("resnet50", "adam", 2, 0.97), row("resnet50", "rmsprop", 2, 0.9)])
     t = md_tables(summary_markdown(s))
-    assert sorted(r[0] for r in t["ResNet50"][1:]) == ["**Adam**", "**SGD**"]
+    assert sorted(r[0] for r in t["ResNet50"][1:]) == ["Adam", "RMSprop", "SGD"]
+    assert "\\textbf" not in summary_latex(s)
     assert "No runs" in summary_markdown(s.iloc[0:0])
 
 

@@ -19,10 +19,11 @@ run_logged(
     data={key: snakemake.input[key] for key in cache_keys()},
     weights_file=snakemake.input.get("weights"),
     history_path=snakemake.output.history,
-    model_path=snakemake.output.model,
+    model_path=snakemake.output.get("model"),
     provenance_path=snakemake.output.provenance,
     resume_dir=snakemake.params.resume_dir,
     threads=snakemake.threads,
     # The rule's gpu resource (a profile sets it): a job given a GPU that its backend cannot see stops at once.
     gpus=int(snakemake.resources.get("gpu", 0)),
+    keep=snakemake.params.keep,
 )

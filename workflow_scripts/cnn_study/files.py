@@ -13,9 +13,11 @@ if TYPE_CHECKING:  # pandas is imported by the callers that write tables, not by
 
 
 def partial_path(path: str | Path) -> Path:
-    """The temporary name beside ``path``; it keeps the suffix, for writers that choose the format by it."""
+    """The temporary name beside ``path``; it keeps every suffix (.weights.h5), for writers that choose the format
+    by it."""
     path = Path(path)
-    return path.with_name(f"{path.stem}.partial{path.suffix}")
+    stem, dot, suffixes = path.name.partition(".")
+    return path.with_name(f"{stem}.partial{dot}{suffixes}")
 
 
 @contextmanager

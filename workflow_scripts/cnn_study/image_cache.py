@@ -30,6 +30,7 @@ import numpy as np
 from PIL import Image
 
 from cnn_study.files import partial_path
+from cnn_study.logs import progress_bar
 from cnn_study.screening import decode_rgb
 from cnn_study.sources import ImageSource
 
@@ -84,7 +85,7 @@ def _write_images(source: ImageSource, source_path, picked: list[dict], size: in
         return
     images = np.lib.format.open_memmap(partial, mode="w+", dtype=np.uint8, shape=shape)
     try:
-        for index, row in enumerate(picked):
+        for index, row in enumerate(progress_bar(picked, f"caching {size} px")):
             images[index] = resize_rgb(decode_rgb(_read_checked(source, source_path, row)), size)
         images.flush()
     finally:

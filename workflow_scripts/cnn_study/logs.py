@@ -31,3 +31,34 @@ def run_logged(log_path: str, function, /, **kwargs):
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         print(f"Error: {message} (log: {log_path})", file=console)
         raise SystemExit(1) from None
+
+
+class _LineStream:
+    """A file for tqdm that writes each refresh as its own line: a log file gets readable lines, not
+    carriage returns."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text: str) -> None:
+        text = text.replace("\r", "").rstrip()
+        if text:
+            self.stream.write(text + "\n")
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def progress_bar(items, description: str, unit: str = "image", stream=None):
+    """tqdm over items: a live bar on a terminal; in a job's log (stderr redirected to a file) a plain
+    line at most every LOG_INTERVAL seconds."""
+    from tqdm import tqdm
+
+    stream = sys.stderr if stream is None else stream
+    if stream.isatty():
+        return tqdm(items, desc=description, unit=unit, file=stream, dynamic_ncols=True)
+    return tqdm(items, desc=description, unit=unit, file=_LineStream(stream), mininterval=LOG_INTERVAL,
+                ncols=100, ascii=True)
+
+
+LOG_INTERVAL = 30  # seconds between progress lines in a log file

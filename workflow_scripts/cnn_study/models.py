@@ -7,7 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import keras
-from keras import layers, ops
+import numpy as np
+from keras import layers
 
 from cnn_study.errors import one_line
 from cnn_study.model_specs import MODEL_SPECS
@@ -19,28 +20,32 @@ APPLICATIONS = {
 }
 
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+TORCH_MEAN_RGB, TORCH_STD_RGB = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
-@keras.saving.register_keras_serializable(package="cnn_study")
-class ImagenetPreprocessing(layers.Layer):
-    """Keras' preprocess_input as a layer, so the saved model takes raw 0-255 RGB images."""
+def divide_by(value: float, name: str) -> layers.Normalization:
+    return layers.Normalization(mean=0.0, variance=value**2, name=name)
 
-    def __init__(self, mode: str, **kwargs):
-        super().__init__(**kwargs)
-        self.mode = mode
 
-    def call(self, images):
-        images = ops.cast(images, self.compute_dtype)
-        if self.mode == "caffe":
-            return ops.flip(images, axis=-1) - ops.convert_to_tensor(CAFFE_MEAN_BGR, self.compute_dtype)
-        if self.mode == "torch":
-            mean = ops.convert_to_tensor((0.485, 0.456, 0.406), self.compute_dtype)
-            std = ops.convert_to_tensor((0.229, 0.224, 0.225), self.compute_dtype)
-            return (images / 255.0 - mean) / std
-        return images / 127.5 - 1.0
-
-    def get_config(self):
-        return {**super().get_config(), "mode": self.mode}
+def preprocessing_layer(mode: str, name: str = "preprocessing") -> keras.Sequential:
+    """Keras' preprocess_input as built-in layers, so the saved model takes raw 0-255 RGB images and
+    loads in any Keras without this project's code. Each step is the same float32 operation as in
+    preprocess_input, in the same order, so the outputs are identical. caffe: RGB -> BGR (a fixed channel permutation),
+    minus the ImageNet mean; tf: [-1, 1]; torch: ImageNet mean and std on [0, 1]."""
+    if mode == "caffe":
+        to_bgr = layers.Dense(3, use_bias=False, kernel_initializer="zeros", trainable=False, name="rgb_to_bgr")
+        to_bgr.build((3,))
+        to_bgr.kernel.assign(np.eye(3, dtype="float32")[::-1])
+        stack = [to_bgr, layers.Normalization(mean=CAFFE_MEAN_BGR, variance=(1.0, 1.0, 1.0), name="mean")]
+    elif mode == "tf":
+        stack = [divide_by(127.5, "scale"), layers.Normalization(mean=1.0, variance=1.0, name="shift")]
+    elif mode == "torch":
+        # Squares of the float32 std, so that the layer's sqrt gives back exactly the std Keras divides by.
+        variance = [float(np.float32(s)) ** 2 for s in TORCH_STD_RGB]
+        stack = [divide_by(255.0, "scale"), layers.Normalization(mean=TORCH_MEAN_RGB, variance=variance, name="mean_std")]
+    else:
+        raise ValueError(f"unknown preprocessing mode {mode!r}; expected caffe, tf or torch")
+    return keras.Sequential(stack, name=name)
 
 
 def alexnet_base(input_shape: tuple[int, int, int]) -> keras.Model:
@@ -112,11 +117,16 @@ def build_model(settings: dict, weights_file: str | None = None) -> tuple[keras.
     x = inputs
     for layer in augmentation_layers(settings["augmentation"], seed):
         x = layer(x)
-    x = ImagenetPreprocessing(spec.preprocessing, name="preprocessing")(x)
+    x = preprocessing_layer(spec.preprocessing)(x)
     base = build_backbone(settings["model"], size, weights_file)
+    # The applications build their batch normalization with Keras' default momentum (0.99).
+    momentum = settings.get("batch_norm_momentum", 0.99)
+    for layer in base.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            layer.momentum = momentum
     x = base(x)
     x = layers.GlobalAveragePooling2D(name="pool")(x)
-    x = layers.BatchNormalization(name="head_bn")(x)
+    x = layers.BatchNormalization(momentum=momentum, name="head_bn")(x)
     x = layers.Dropout(settings["head"]["dropout"], seed=seed + 3, name="head_dropout")(x)
     # float32 softmax also under a mixed precision policy (numerically safe probabilities and loss)
     outputs = layers.Dense(len(settings["classes"]), activation="softmax", dtype="float32", name="predictions")(x)

@@ -26,6 +26,7 @@ import numpy as np
 
 from cnn_study.errors import error_text
 from cnn_study.files import write_text
+from cnn_study.logs import progress_bar
 from cnn_study.screening import Screened, near_duplicate_keepers, screen_image
 from cnn_study.sources import ImageSource, MemberRejected
 
@@ -49,7 +50,7 @@ def screen_source(source: ImageSource, classes: list[str], min_size: int) -> tup
     """Read and screen every candidate once; a member that cannot be read is rejected, not raised."""
     layout, candidates = source.candidates(classes)
     screened = []
-    for candidate in candidates:
+    for candidate in progress_bar(candidates, "screening"):
         try:
             data = source.read(candidate.file)
         except MemberRejected as error:  # a zip bomb or a file no photo could be: refused unread

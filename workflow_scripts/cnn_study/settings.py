@@ -121,6 +121,11 @@ def run_grid(config: dict) -> list[dict]:
     ]
 
 
+def model_keep(config: dict) -> str:
+    """What a finished run keeps of its model (training.keep; see cnn_study.run_model)."""
+    return config["training"].get("keep", "model")
+
+
 def run_settings(config: dict, model: str, optimizer: str, lr: str, seed: str | int) -> dict:
     """Everything one training job depends on, resolved; its hash names the run's provenance."""
     training = config["training"]
@@ -138,6 +143,7 @@ def run_settings(config: dict, model: str, optimizer: str, lr: str, seed: str | 
         "protocol": dict(training["protocol"]),
         "lr_schedule": training["lr_schedule"],
         "head": dict(training["head"]),
+        "batch_norm_momentum": training["batch_norm_momentum"],
         "augmentation": dict(training["augmentation"]),
         "deterministic": training["deterministic"],
         "jit_compile": training["jit_compile"],

@@ -7,7 +7,7 @@ accuracy (percent, 1 decimal, ``mean ± std`` when n > 1; final = mean of the la
 validation loss (3 decimals), test accuracy with its 95% CI where the runs were evaluated on a test split,
 epochs to the target accuracy (mean over the seeds that reached it, ``k/n`` when not all did,
 an em dash when none did), and training seconds (mean over seeds).  The row of the best
-optimizer per model (highest ``final_val_accuracy_mean``; ties all marked) is bold.
+optimizer per model (highest ``final_val_accuracy_mean``) is bold, only when it is the only one that high.
 """
 
 from __future__ import annotations
@@ -72,6 +72,7 @@ def _rows(summary: pd.DataFrame, pm: str, dash: str):
     s = summary.sort_values(["model", "optimizer", "lr"], kind="mergesort")
     for model, g in s.groupby("model", sort=False):
         best = g["final_val_accuracy_mean"].max()
+        strict = (g["final_val_accuracy_mean"] == best).sum() == 1  # a tie has no winner: nothing bold
         rows = []
         for _, r in g.iterrows():
             n = int(r["n"])
@@ -83,7 +84,7 @@ def _rows(summary: pd.DataFrame, pm: str, dash: str):
             cells.append(_ett(r, dash))
             sec = r["total_train_seconds_mean"]
             cells.append(dash if _nan(sec) else f"{sec:.0f}")
-            is_best = not _nan(best) and r["final_val_accuracy_mean"] == best
+            is_best = strict and not _nan(best) and r["final_val_accuracy_mean"] == best
             rows.append((cells, is_best))
         yield model, rows
 
@@ -131,7 +132,7 @@ def summary_markdown(summary: pd.DataFrame) -> str:
                f"{_final_epochs(summary)} epochs (results.final_epochs). Epochs to "
                f"{_target_label(summary)}: first epoch whose training accuracy reaches it, mean "
                f"over the seeds that did (k/n: seeds that did). **Bold**: highest mean final "
-               f"validation accuracy per model.")
+               f"validation accuracy per model, when no other optimizer ties it.")
     return "\n".join(out + tuned_markdown(summary)) + "\n"
 
 

@@ -28,6 +28,7 @@ from cnn_study.backend import configure_backend
 from cnn_study.files import atomic_write, write_table
 from cnn_study.image_cache import load_split
 from cnn_study.provenance import Provenance
+from cnn_study.run_model import save_run_model
 
 log = logging.getLogger(__name__)
 
@@ -195,12 +196,13 @@ def train_run(
     data: dict,
     weights_file: str | None,
     history_path: str | Path,
-    model_path: str | Path,
+    model_path: str | Path | None,
     provenance_path: str | Path,
     resume_dir: str | Path,
     threads: int = 1,
     verbose: int = 2,
     gpus: int = 0,
+    keep: str = "model",
 ) -> pd.DataFrame:
     """Train one run of the grid and write its outputs; resumes from `resume_dir` after a kill.
 
@@ -220,7 +222,7 @@ def train_run(
     from cnn_study.optimizers import build_optimizer
     from cnn_study.training_callbacks import AsyncBackup, EpochBatches, EpochProgress, EpochSeeds, EpochStats
 
-    history_path, model_path, resume_dir = Path(history_path), Path(model_path), Path(resume_dir)
+    history_path, resume_dir = Path(history_path), Path(resume_dir)
     backup_dir, partial_history = resume_dir / "backup", resume_dir / "history.csv"
     prepare_resume_dir(resume_dir, settings)
     provenance.first_started_at = first_start(resume_dir, provenance.started_at)
@@ -298,8 +300,7 @@ def train_run(
     backup.wait()
 
     history = write_history(partial_history, history_path)
-    with atomic_write(model_path) as partial_model:
-        model.save(partial_model)
+    provenance.extra["model_file"] = save_run_model(model, keep, model_path)
     provenance.extra["training_seconds"] = round(float(history["epoch_seconds"].sum()), 3)
     provenance.finish(provenance_path, keras)
     shutil.rmtree(resume_dir)
