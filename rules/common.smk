@@ -137,8 +137,10 @@ def run_paths(filename):
 
 
 def evaluation_inputs(wildcards):
+    """The test cache, and the run's outputs: run.json names the model file that training.keep kept."""
     inputs = test_cache_files(settings.model_settings(config, wildcards.model)["input_size"])
-    inputs["model"] = f"{RUN_DIR}/model.keras".format(**wildcards)
+    for key, path in train_outputs().items():
+        inputs[key] = path.format(**wildcards)
     return inputs
 
 

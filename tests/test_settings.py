@@ -162,3 +162,12 @@ def test_ci_runs_the_readme_test_command():
     demo_command, test_command = blocks[0], blocks[1]
     assert "configs/demo.yaml" in demo_command and "pytest" in test_command
     assert test_command in (REPO / ".ci" / "run").read_text()
+
+
+def test_a_test_split_needs_runs_that_keep_their_model(config):
+    config["dataset"]["n_test"] = 10
+    config["training"]["keep"] = "none"
+    with pytest.raises(settings.ConfigError, match=r"dataset.n_test > 0 .* training.keep = none keeps none"):
+        settings.check_config(config)
+    config["training"]["keep"] = "weights"
+    assert settings.check_config(config) is config

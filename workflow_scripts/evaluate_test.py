@@ -6,7 +6,7 @@ from cnn_study.logs import run_logged
 run_logged(
     snakemake.log[0],
     evaluate_run,
-    model_path=snakemake.input.model,
+    run_record=snakemake.input.provenance,
     data={key: snakemake.input[key] for key in cache_keys(TEST_SPLITS)},
     output_path=snakemake.output.test,
     batch_size=snakemake.params.batch_size,

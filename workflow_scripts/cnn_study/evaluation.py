@@ -10,25 +10,17 @@ import numpy as np
 
 from cnn_study.backend import configure_backend
 from cnn_study.image_cache import load_split
+from cnn_study.run_model import load_run_model
 
 
-def load_trained_model(model_path: str | Path):
-    """The model the train rule wrote. Importing cnn_study.models registers its custom layers first."""
-    import keras
-
-    import cnn_study.models  # noqa: F401 -- registers the project's serializable layers
-
-    return keras.models.load_model(str(model_path), compile=False)
-
-
-def evaluate_run(model_path: str | Path, data: dict, output_path: str | Path, batch_size: int, threads: int = 1) -> dict:
-    """Test loss and accuracy of one run's model; written as JSON (test_loss, test_accuracy, test_correct,
+def evaluate_run(run_record: str | Path, data: dict, output_path: str | Path, batch_size: int, threads: int = 1) -> dict:
+    """Test loss and accuracy of one run's model (the one its run.json, `run_record`, names); written as JSON (test_loss, test_accuracy, test_correct,
     test_images). data: {'test_images': .npy, 'test_labels': .npy}."""
     keras = configure_backend(threads, seed=0, deterministic=True)
     images, labels = load_split(data["test_images"], data["test_labels"])
     if len(labels) == 0:
         raise ValueError(f"{data['test_labels']}: the test split is empty; set dataset.n_test above 0")
-    model = load_trained_model(model_path)
+    model = load_run_model(Path(run_record).parent)
     probabilities = model.predict(np.asarray(images), batch_size=batch_size, verbose=0)
     classes = probabilities.shape[-1]
     loss = keras.losses.categorical_crossentropy(keras.utils.to_categorical(labels, classes), probabilities)

@@ -52,7 +52,17 @@ def check_config(config: dict) -> dict:
     """Checks the schema cannot express. Raises ConfigError with one line naming the key."""
     _check_models(config)
     _check_optimizer_keywords(config)
+    _check_test_split_has_models(config)
     return config
+
+
+def _check_test_split_has_models(config: dict) -> None:
+    """The test split is evaluated on each run's saved model, which training.keep: none does not keep."""
+    if config["dataset"].get("n_test", 0) > 0 and model_keep(config) == "none":
+        raise ConfigError(
+            "invalid config: dataset.n_test > 0 evaluates every run's saved model, but training.keep = none "
+            "keeps none; set training.keep to model, full or weights"
+        )
 
 
 def _check_optimizer_keywords(config: dict) -> None:
