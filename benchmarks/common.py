@@ -33,8 +33,9 @@ RESULT_PREFIX = "BENCH_RESULT "
 
 def _jpeg(args) -> bytes:
     """One synthetic 'photo': the workflow's synthetic class pattern, at a photo-like size."""
-    from cnn_study.synthetic import synthetic_image
     from PIL import Image
+
+    from cnn_study.synthetic import synthetic_image
 
     seed, class_index, width, height = args
     rng = np.random.default_rng([seed, class_index, width, height])
@@ -46,8 +47,13 @@ def _jpeg(args) -> bytes:
 
 
 def make_dataset(
-    directory: str | Path, n_train: int, n_val: int, width: int = 400, height: int = 350,
-    seed: int = 0, processes: int = 1,
+    directory: str | Path,
+    n_train: int,
+    n_val: int,
+    width: int = 400,
+    height: int = 350,
+    seed: int = 0,
+    processes: int = 1,
 ) -> dict:
     """A train.zip in the competition layout (cat.N.jpg, dog.N.jpg) and a manifest.csv of the pick.
 
@@ -352,7 +358,9 @@ class Timeline:
                 pending = {}
         steady = [parts for epoch, parts in per_epoch.items() if epoch >= 1]
         names = ["train_steps", "validation", "epoch_end_callbacks", "between_epochs"]
-        result = {name: float(np.mean([parts.get(name, 0.0) for parts in steady])) if steady else None for name in names}
+        result = {
+            name: float(np.mean([parts.get(name, 0.0) for parts in steady])) if steady else None for name in names
+        }
         epochs = max(1, len(per_epoch))
         result["per_callback_on_epoch_end"] = {k: v / epochs for k, v in sorted(self.callback_seconds.items())}
         return result
@@ -367,7 +375,7 @@ def emit(result: dict) -> None:
 def parse_result(output: str) -> dict | None:
     for line in reversed(output.splitlines()):
         if line.startswith(RESULT_PREFIX):
-            return json.loads(line[len(RESULT_PREFIX):])
+            return json.loads(line[len(RESULT_PREFIX) :])
     return None
 
 

@@ -3,6 +3,7 @@ built, compiled for the fine-tuning phase and their optimizer state created, the
 
     .venv/bin/python benchmarks/disk_per_run.py
 """
+
 import os
 import sys
 import tempfile
@@ -11,7 +12,6 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow_scripts"))
 
-import keras  # noqa: E402
 import yaml  # noqa: E402
 
 from cnn_study.models import build_model, set_phase_trainability  # noqa: E402
@@ -23,13 +23,21 @@ CONFIG = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").re
 
 
 def sizes(model_name: str, optimizer: str) -> dict[str, int]:
-    settings = {"model": model_name, **model_settings(CONFIG, model_name), "weights": "none", "seed": 0,
-                "classes": CONFIG["dataset"]["classes"], "head": CONFIG["training"]["head"],
-                "augmentation": CONFIG["training"]["augmentation"]}
+    settings = {
+        "model": model_name,
+        **model_settings(CONFIG, model_name),
+        "weights": "none",
+        "seed": 0,
+        "classes": CONFIG["dataset"]["classes"],
+        "head": CONFIG["training"]["head"],
+        "augmentation": CONFIG["training"]["augmentation"],
+    }
     model, base = build_model(settings)
     set_phase_trainability(base, "fine_tune", CONFIG["training"]["protocol"]["unfreeze_top_layers"])
-    model.compile(optimizer=build_optimizer(optimizer, 0.001, CONFIG["optimizers"].get(optimizer) or {}),
-                  loss="categorical_crossentropy")
+    model.compile(
+        optimizer=build_optimizer(optimizer, 0.001, CONFIG["optimizers"].get(optimizer) or {}),
+        loss="categorical_crossentropy",
+    )
     model.optimizer.build(model.trainable_variables)
     result = {}
     with tempfile.TemporaryDirectory() as directory:
@@ -54,9 +62,16 @@ def main():
             for keep in total:
                 total[keep] += runs * measured[keep]
             size = model_settings(CONFIG, model_name)["input_size"]
-            print(f"| {model_name} | {optimizer} | {size} px | " + " | ".join(f"{measured[k] / 1e6:.0f} MB" for k in total) + " |")
-    print(f"| paper's grid ({len(grid['models']) * len(grid['optimizers'])} runs) | | | "
-          + " | ".join(f"{total[k] / 1e9:.2f} GB" for k in total) + " |")
+            print(
+                f"| {model_name} | {optimizer} | {size} px | "
+                + " | ".join(f"{measured[k] / 1e6:.0f} MB" for k in total)
+                + " |"
+            )
+    print(
+        f"| paper's grid ({len(grid['models']) * len(grid['optimizers'])} runs) | | | "
+        + " | ".join(f"{total[k] / 1e9:.2f} GB" for k in total)
+        + " |"
+    )
 
 
 if __name__ == "__main__":

@@ -80,8 +80,12 @@ class Job:
         self.handle = open(self.logfile, "w")
         # Own process group: the budget can stop it with its children.
         self.process = subprocess.Popen(
-            [sys.executable, str(WORKER), json.dumps(self.spec)], stdout=self.handle, stderr=subprocess.STDOUT,
-            env={**env, "KERAS_BACKEND": self.backend}, cwd=common.REPO, process_group=0,
+            [sys.executable, str(WORKER), json.dumps(self.spec)],
+            stdout=self.handle,
+            stderr=subprocess.STDOUT,
+            env={**env, "KERAS_BACKEND": self.backend},
+            cwd=common.REPO,
+            process_group=0,
         )
 
     def poll(self) -> bool:
@@ -123,9 +127,15 @@ class Job:
                     pass
         first = next((r for r in rows if r.get("event") == "first_fit"), None)
         ends = [r for r in rows if r.get("event") == "epoch_end"]
-        out = {"name": self.name, "backend": self.backend, "epochs_done": len(ends), "killed": self.killed,
-               "ok": bool(self.result and self.result.get("ok")), "window": [self.started_at, self.ended_at],
-               "process_wall_s": (self.ended or time.perf_counter()) - self.started if self.started else None}
+        out = {
+            "name": self.name,
+            "backend": self.backend,
+            "epochs_done": len(ends),
+            "killed": self.killed,
+            "ok": bool(self.result and self.result.get("ok")),
+            "window": [self.started_at, self.ended_at],
+            "process_wall_s": (self.ended or time.perf_counter()) - self.started if self.started else None,
+        }
         for key in ("import_s", "setup_s", "error", "device", "params", "breakdown"):
             if self.result and key in self.result:
                 out[key] = self.result[key]
@@ -134,10 +144,14 @@ class Job:
         if first and ends:
             durations = [ends[0]["wall"] - first["wall"]] + [b["wall"] - a["wall"] for a, b in zip(ends, ends[1:])]
             # perf_counter is the system's monotonic clock: the worker's stamps compare with this process's
-            out.update(to_first_fit_s=first["wall"] - self.started if self.started else None,
-                       epoch_s=[round(d, 3) for d in durations], first_epoch_s=durations[0],
-                       phases=[e.get("phase", "all") for e in ends],
-                       last_loss=ends[-1].get("loss"), last_accuracy=ends[-1].get("accuracy"))
+            out.update(
+                to_first_fit_s=first["wall"] - self.started if self.started else None,
+                epoch_s=[round(d, 3) for d in durations],
+                first_epoch_s=durations[0],
+                phases=[e.get("phase", "all") for e in ends],
+                last_loss=ends[-1].get("loss"),
+                last_accuracy=ends[-1].get("accuracy"),
+            )
             steady = durations[1:]
             if steady:
                 out["steady_epoch_s"] = statistics.mean(steady)
@@ -156,7 +170,7 @@ def project(progress: dict, epochs: int) -> float | None:
     if not progress.get("epoch_s") or progress.get("to_first_fit_s") is None:
         return None
     done, durations = progress["epochs_done"], progress["epoch_s"]
-    pace = durations[-1] if done < 3 else statistics.mean(durations[-min(done - 1, 5):])
+    pace = durations[-1] if done < 3 else statistics.mean(durations[-min(done - 1, 5) :])
     return progress["to_first_fit_s"] + sum(durations) + (epochs - done) * pace
 
 
@@ -211,28 +225,55 @@ def stage_prepare(args) -> dict:
     data = args.work / "data"
     started = time.perf_counter()
     picked = select_images(
-        source_path=str(args.archive), manifest_path=str(data / "manifest.csv"),
-        rejected_path=str(data / "rejected.csv"), classes=dataset["classes"], n_train=args.n_train,
-        n_val=args.n_val, seed=dataset["pick_seed"], min_size=dataset["min_size"],
-        near_duplicate_distance=dataset["near_duplicate_distance"], picklist=None,
+        source_path=str(args.archive),
+        manifest_path=str(data / "manifest.csv"),
+        rejected_path=str(data / "rejected.csv"),
+        classes=dataset["classes"],
+        n_train=args.n_train,
+        n_val=args.n_val,
+        seed=dataset["pick_seed"],
+        min_size=dataset["min_size"],
+        near_duplicate_distance=dataset["near_duplicate_distance"],
+        picklist=None,
     )
     picked_s = time.perf_counter() - started
     source = {"archive": str(args.archive), "manifest": str(data / "manifest.csv")}
     caches, build = {}, {}
     for size in sorted({size for _, size in args.models} | {args.probe_run[1]}):
         caches[size], build[size] = common.build_cache(data, source, size)
-    log(f"  picked {len(picked)} photos from {args.archive} in {picked_s:.1f} s; caches built in "
-        + ", ".join(f"{s} px {t:.1f} s" for s, t in build.items()))
-    return {**source, "caches": caches, "pick_s": picked_s, "cache_build_s": build,
-            "train_images": 2 * args.n_train, "val_images": 2 * args.n_val}
+    log(
+        f"  picked {len(picked)} photos from {args.archive} in {picked_s:.1f} s; caches built in "
+        + ", ".join(f"{s} px {t:.1f} s" for s, t in build.items())
+    )
+    return {
+        **source,
+        "caches": caches,
+        "pick_s": picked_s,
+        "cache_build_s": build,
+        "train_images": 2 * args.n_train,
+        "val_images": 2 * args.n_val,
+    }
 
 
 def run_spec(args, data: dict, model: str, size: int, optimizer: str, **options) -> dict:
     spec = {
-        "task": "train", "trainer": "workflow", "model": model, "size": size, "optimizer": optimizer,
-        "lr": args.lr, "seed": 0, "epochs": args.epochs, "batch": args.batch, "train_images": data["train_images"],
-        "data": data["caches"][size], "workdir": str(args.work / "runs"), "protocol": args.protocol,
-        "threads": args.threads, "steps_per_execution": 1, "precision": "float32", "verbose": 2,
+        "task": "train",
+        "trainer": "workflow",
+        "model": model,
+        "size": size,
+        "optimizer": optimizer,
+        "lr": args.lr,
+        "seed": 0,
+        "epochs": args.epochs,
+        "batch": args.batch,
+        "train_images": data["train_images"],
+        "data": data["caches"][size],
+        "workdir": str(args.work / "runs"),
+        "protocol": args.protocol,
+        "threads": args.threads,
+        "steps_per_execution": 1,
+        "precision": "float32",
+        "verbose": 2,
     }
     spec.update(options)
     return spec
@@ -255,8 +296,10 @@ def grid_jobs(args, data: dict, backend: str, prefix: str, **options) -> list[Jo
 def stage_grid(args, data: dict, env: dict, budget: float, out: Path) -> dict:
     options = {"steps_per_execution": args.grid_steps_per_execution, "precision": args.grid_precision}
     jobs = grid_jobs(args, data, args.fast_backend, "grid", **options)
-    log(f"  {len(jobs)} runs side by side on {args.fast_backend}, {args.epochs} epochs, {options}, "
-        f"budget {budget:.0f} s")
+    log(
+        f"  {len(jobs)} runs side by side on {args.fast_backend}, {args.epochs} epochs, {options}, "
+        f"budget {budget:.0f} s"
+    )
     wall = run_jobs(jobs, time.perf_counter() + budget, env)
     return summarize_runs(args, jobs, data, wall, out, options)
 
@@ -268,8 +311,11 @@ def stage_side_by_side(args, data: dict, env: dict, budget: float, out: Path) ->
     wall = run_jobs(jobs, time.perf_counter() + budget, env)
     result = summarize_runs(args, jobs, data, wall, out, {"epochs": args.side_epochs})
     # had each run all the grid's epochs at the pace it showed (the first epoch counted once)
-    projected = [r["to_first_fit_s"] + r["first_epoch_s"] + (args.epochs - 1) * r["steady_epoch_s"]
-                 for r in result["runs"] if r.get("steady_epoch_s") and r.get("to_first_fit_s") is not None]
+    projected = [
+        r["to_first_fit_s"] + r["first_epoch_s"] + (args.epochs - 1) * r["steady_epoch_s"]
+        for r in result["runs"]
+        if r.get("steady_epoch_s") and r.get("to_first_fit_s") is not None
+    ]
     result["projected_grid_s"] = max(projected) if len(projected) == len(jobs) else None
     return result
 
@@ -279,7 +325,10 @@ def summarize_runs(args, jobs: list[Job], data: dict, wall: float, out: Path, op
     runs = [job.progress(steps) for job in jobs]
     window = [min(j.started_at for j in jobs), max(j.ended_at or time.time() for j in jobs)]
     return {
-        "options": options, "runs": runs, "wall_s": wall, "gpu_busy_pct": gpu_busy(out, window),
+        "options": options,
+        "runs": runs,
+        "wall_s": wall,
+        "gpu_busy_pct": gpu_busy(out, window),
         "complete": all(r["ok"] and r["epochs_done"] == job.spec["epochs"] for r, job in zip(runs, jobs)),
         "run_dirs": [job.spec["run_dir"] for job in jobs],
         "total_images_per_s": sum(data["train_images"] * r["epochs_done"] for r in runs) / wall if wall else None,
@@ -308,16 +357,28 @@ def stage_results(args, grid: dict, out: Path) -> dict:
     write_metrics(histories, str(epochs), str(summary), target)
     tables = results / "tables"
     # the make_tables rule's output names (rules/metrics.smk)
-    write_tables(str(epochs), str(summary), target, {
-        "summary_md": str(tables / "summary.md"), "summary_tex": str(tables / "summary.tex"),
-        "claims": str(tables / "claims.md"), "tests": str(tables / "optimizer_tests.md"),
-    })
+    write_tables(
+        str(epochs),
+        str(summary),
+        target,
+        {
+            "summary_md": str(tables / "summary.md"),
+            "summary_tex": str(tables / "summary.tex"),
+            "claims": str(tables / "claims.md"),
+            "tests": str(tables / "optimizer_tests.md"),
+        },
+    )
     figures = results / "figures"
     for model in sorted({Path(h).parts[-5] for h in histories}):
-        plot_model(str(epochs), model, {
-            key: str(figures / f"{model}_{name}.{ext}")
-            for name in PANELS for key, ext in ((name, "png"), (f"{name}_pdf", "pdf"))
-        })
+        plot_model(
+            str(epochs),
+            model,
+            {
+                key: str(figures / f"{model}_{name}.{ext}")
+                for name in PANELS
+                for key, ext in ((name, "png"), (f"{name}_pdf", "pdf"))
+            },
+        )
     plot_overview(str(epochs), str(figures / "overview.png"), str(figures / "overview.pdf"))
     return {"runs": len(histories), "files": sorted(str(p.relative_to(out)) for p in results.rglob("*") if p.is_file())}
 
@@ -343,9 +404,12 @@ def stage_probes(args, data: dict, env: dict, budget: float, out: Path) -> list[
         progress["probe"] = probe
         progress["gpu_busy_pct"] = gpu_busy(out, progress["window"])
         results.append(progress)
-        log(f"  probe {probe['name']}: steady {fmt(progress.get('steady_epoch_s'))} s/epoch, first "
+        log(
+            f"  probe {probe['name']}: steady {fmt(progress.get('steady_epoch_s'))} s/epoch, first "
             f"{fmt(progress.get('first_epoch_s'))} s, {fmt(progress.get('ms_per_step'), '.0f')} ms/step, "
-            f"GPU {fmt(progress.get('gpu_busy_pct'), '.0f')}%" + (f" ERROR {progress.get('error')}" * bool(progress.get("error"))))
+            f"GPU {fmt(progress.get('gpu_busy_pct'), '.0f')}%"
+            + (f" ERROR {progress.get('error')}" * bool(progress.get("error")))
+        )
     return results
 
 
@@ -357,68 +421,135 @@ def fmt(value, spec=".2f"):
 
 
 def runs_table(stage: dict) -> list[str]:
-    header = ("run", "epochs", "first s", "compile s", "s/epoch", "ms/step", "fixed s/ep", "backup s/ep",
-              "img/s", "process s", "projected s", "loss", "acc")
+    header = (
+        "run",
+        "epochs",
+        "first s",
+        "compile s",
+        "s/epoch",
+        "ms/step",
+        "fixed s/ep",
+        "backup s/ep",
+        "img/s",
+        "process s",
+        "projected s",
+        "loss",
+        "acc",
+    )
     rows = [header]
     for r in stage["runs"]:
         backup = (r.get("breakdown") or {}).get("per_callback_on_epoch_end", {}).get("AsyncBackup")
-        rows.append((
-            r["name"] + (" (cut off)" if r.get("killed") else " FAILED" if not r["ok"] else ""),
-            str(r["epochs_done"]), fmt(r.get("first_epoch_s"), ".1f"), fmt(r.get("compile_s"), ".1f"),
-            fmt(r.get("steady_epoch_s")), fmt(r.get("ms_per_step"), ".0f"), fmt(r.get("fixed_s_per_epoch")),
-            fmt(backup, ".3f"), fmt(r.get("images_per_s"), ".1f"), fmt(r.get("process_wall_s"), ".0f"),
-            fmt(r.get("projected_run_s"), ".0f"), fmt(r.get("last_loss"), ".3f"), fmt(r.get("last_accuracy"), ".3f"),
-        ))
+        rows.append(
+            (
+                r["name"] + (" (cut off)" if r.get("killed") else " FAILED" if not r["ok"] else ""),
+                str(r["epochs_done"]),
+                fmt(r.get("first_epoch_s"), ".1f"),
+                fmt(r.get("compile_s"), ".1f"),
+                fmt(r.get("steady_epoch_s")),
+                fmt(r.get("ms_per_step"), ".0f"),
+                fmt(r.get("fixed_s_per_epoch")),
+                fmt(backup, ".3f"),
+                fmt(r.get("images_per_s"), ".1f"),
+                fmt(r.get("process_wall_s"), ".0f"),
+                fmt(r.get("projected_run_s"), ".0f"),
+                fmt(r.get("last_loss"), ".3f"),
+                fmt(r.get("last_accuracy"), ".3f"),
+            )
+        )
     return table_lines(rows)
 
 
 def report(results: dict) -> str:
     o = results["options"]
     device = results.get("device") or {}
-    lines = [f"GPU paper grid  {', '.join(device.get('gpus') or []) or 'no GPU'}, {device.get('cpu', '')}, "
-             f"{results['nproc']} CPUs  {results['date']}",
-             f"{o['train_images']}+{o['val_images']} real photos, batch {o['batch']}, lr {o['lr']}, "
-             f"protocol {o['protocol']}, fast backend {o['fast_backend']}, baseline {o['baseline_backend']}"]
+    lines = [
+        f"GPU paper grid  {', '.join(device.get('gpus') or []) or 'no GPU'}, {device.get('cpu', '')}, "
+        f"{results['nproc']} CPUs  {results['date']}",
+        f"{o['train_images']}+{o['val_images']} real photos, batch {o['batch']}, lr {o['lr']}, "
+        f"protocol {o['protocol']}, fast backend {o['fast_backend']}, baseline {o['baseline_backend']}",
+    ]
     grid, side = results.get("grid"), results.get("side_by_side")
     if grid:
         lines.append(f"grid on {o['fast_backend']} ({grid['options']}), {len(grid['runs'])} runs side by side:")
         lines += runs_table(grid)
         goal = grid["complete"] and grid["wall_s"] < 300
-        lines.append(f"grid wall time {grid['wall_s']:.0f} s ({'complete' if grid['complete'] else 'CUT OFF'}), "
-                     f"GPU busy {fmt(grid['gpu_busy_pct'], '.0f')}%, all runs together "
-                     f"{fmt(grid['total_images_per_s'], '.1f')} img/s; goal < 300 s: {'met' if goal else 'NOT met'}")
+        lines.append(
+            f"grid wall time {grid['wall_s']:.0f} s ({'complete' if grid['complete'] else 'CUT OFF'}), "
+            f"GPU busy {fmt(grid['gpu_busy_pct'], '.0f')}%, all runs together "
+            f"{fmt(grid['total_images_per_s'], '.1f')} img/s; goal < 300 s: {'met' if goal else 'NOT met'}"
+        )
     if side:
-        lines.append(f"baseline on {o['baseline_backend']}, {len(side['runs'])} runs side by side for "
-                     f"{side['options']['epochs']} epochs:")
+        lines.append(
+            f"baseline on {o['baseline_backend']}, {len(side['runs'])} runs side by side for "
+            f"{side['options']['epochs']} epochs:"
+        )
         lines += runs_table(side)
-        lines.append(f"baseline GPU busy {fmt(side['gpu_busy_pct'], '.0f')}%; projected grid wall time "
-                     f"{fmt(side.get('projected_grid_s'), '.0f')} s")
+        lines.append(
+            f"baseline GPU busy {fmt(side['gpu_busy_pct'], '.0f')}%; projected grid wall time "
+            f"{fmt(side.get('projected_grid_s'), '.0f')} s"
+        )
         if grid and grid["complete"] and side.get("projected_grid_s"):
-            lines.append(f"grid speed-up {o['fast_backend']} vs {o['baseline_backend']}: "
-                         f"{side['projected_grid_s'] / grid['wall_s']:.2f}x (projected baseline / measured)")
+            lines.append(
+                f"grid speed-up {o['fast_backend']} vs {o['baseline_backend']}: "
+                f"{side['projected_grid_s'] / grid['wall_s']:.2f}x (projected baseline / measured)"
+            )
     probes = results.get("probes")
     if probes:
-        lines.append(f"probes, one process alone each: {results['probe_run']}, protocol full, "
-                     f"{o['probe_epochs']} epochs (the first one apart)")
+        lines.append(
+            f"probes, one process alone each: {results['probe_run']}, protocol full, "
+            f"{o['probe_epochs']} epochs (the first one apart)"
+        )
         base = next((p for p in probes if p["probe"]["name"] == "baseline_eager" and p.get("images_per_s")), None)
-        rows = [("probe", "backend", "options", "epochs", "first s", "compile s", "s/epoch", "ms/step",
-                 "fixed s/ep", "GPU %", "img/s", "vs baseline", "note")]
+        rows = [
+            (
+                "probe",
+                "backend",
+                "options",
+                "epochs",
+                "first s",
+                "compile s",
+                "s/epoch",
+                "ms/step",
+                "fixed s/ep",
+                "GPU %",
+                "img/s",
+                "vs baseline",
+                "note",
+            )
+        ]
         for p in probes:
-            note = "skipped: no time left" if p.get("skipped") else (
-                p.get("error") or ("stopped at its time limit" if p.get("killed") else ""))
+            note = (
+                "skipped: no time left"
+                if p.get("skipped")
+                else (p.get("error") or ("stopped at its time limit" if p.get("killed") else ""))
+            )
             options = ",".join(f"{k}={v}" for k, v in p["probe"].items() if k not in ("name", "backend"))
             same_task = p["probe"].get("task", "train") == "train"  # the input probes train the head alone
             ratio = p["images_per_s"] / base["images_per_s"] if base and same_task and p.get("images_per_s") else None
-            rows.append((p["name"], p.get("backend", ""), options, str(p.get("epochs_done", "-")),
-                         fmt(p.get("first_epoch_s"), ".1f"), fmt(p.get("compile_s"), ".1f"),
-                         fmt(p.get("steady_epoch_s")), fmt(p.get("ms_per_step"), ".0f"),
-                         fmt(p.get("fixed_s_per_epoch")), fmt(p.get("gpu_busy_pct"), ".0f"),
-                         fmt(p.get("images_per_s"), ".1f"), fmt(ratio, ".2f"), note[:60]))
+            rows.append(
+                (
+                    p["name"],
+                    p.get("backend", ""),
+                    options,
+                    str(p.get("epochs_done", "-")),
+                    fmt(p.get("first_epoch_s"), ".1f"),
+                    fmt(p.get("compile_s"), ".1f"),
+                    fmt(p.get("steady_epoch_s")),
+                    fmt(p.get("ms_per_step"), ".0f"),
+                    fmt(p.get("fixed_s_per_epoch")),
+                    fmt(p.get("gpu_busy_pct"), ".0f"),
+                    fmt(p.get("images_per_s"), ".1f"),
+                    fmt(ratio, ".2f"),
+                    note[:60],
+                )
+            )
         lines += table_lines(rows)
         speed = {p["probe"]["name"]: p.get("images_per_s") for p in probes}
         if speed.get("input_cache") and speed.get("input_decode"):
-            lines.append(f"input path: cache {speed['input_cache']:.0f} img/s, decoding every epoch "
-                         f"{speed['input_decode']:.0f} img/s: {speed['input_cache'] / speed['input_decode']:.2f}x (goal >= 2x)")
+            lines.append(
+                f"input path: cache {speed['input_cache']:.0f} img/s, decoding every epoch "
+                f"{speed['input_decode']:.0f} img/s: {speed['input_cache'] / speed['input_decode']:.2f}x (goal >= 2x)"
+            )
     res = results.get("results")
     if res:
         lines.append(f"results stage: {res.get('error') or str(res['runs']) + ' runs -> ' + ', '.join(res['files'])}")
@@ -498,10 +629,18 @@ def main() -> None:
     parser.add_argument("--side-epochs", type=int, default=3, help="epochs of the baseline's side-by-side runs")
     parser.add_argument("--side-budget-s", type=float, default=80)
     parser.add_argument("--threads", type=int, default=2, help="CPU threads per process (the train rule's threads)")
-    parser.add_argument("--probes", type=probe_list, default=probe_list(DEFAULT_PROBES),
-                        help=f"'name:key=value,...;...' (default {DEFAULT_PROBES!r})")
-    parser.add_argument("--probe-run", type=lambda s: (s.split(":")[0], int(s.split(":")[1]), s.split(":")[2]),
-                        default=("resnet50", 224, "adam"), help="model:size:optimizer of the probes")
+    parser.add_argument(
+        "--probes",
+        type=probe_list,
+        default=probe_list(DEFAULT_PROBES),
+        help=f"'name:key=value,...;...' (default {DEFAULT_PROBES!r})",
+    )
+    parser.add_argument(
+        "--probe-run",
+        type=lambda s: (s.split(":")[0], int(s.split(":")[1]), s.split(":")[2]),
+        default=("resnet50", 224, "adam"),
+        help="model:size:optimizer of the probes",
+    )
     parser.add_argument("--probe-epochs", type=int, default=3)
     parser.add_argument("--probe-min-s", type=float, default=25, help="skip a probe with less time left")
     parser.add_argument("--probe-max-s", type=float, default=60, help="stop a probe after this")
@@ -519,7 +658,10 @@ def main() -> None:
     # Several JAX processes share the GPU: none may take 75% of its memory up front (JAX's default).
     env = dict(os.environ, PYTHONUNBUFFERED="1", XLA_PYTHON_CLIENT_PREALLOCATE="false")
     results: dict = {
-        "date": time.strftime("%Y-%m-%d %H:%M:%S"), "argv": sys.argv, "budget_s": args.budget_s, "nproc": os.cpu_count(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "argv": sys.argv,
+        "budget_s": args.budget_s,
+        "nproc": os.cpu_count(),
         "options": {k: v for k, v in vars(args).items() if k not in ("work", "probes", "archive")}
         | {"archive": str(args.archive), "train_images": 2 * args.n_train, "val_images": 2 * args.n_val},
     }

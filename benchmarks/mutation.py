@@ -94,7 +94,10 @@ def run_module(module: str, repo: Path, max_children: int, keep: Path | None) ->
         started = time.perf_counter()
         done = subprocess.run(
             [str(MUTMUT), "run", "--max-children", str(max_children)],
-            cwd=root, capture_output=True, text=True, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+            cwd=root,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
         )
         seconds = time.perf_counter() - started
         if done.returncode != 0:
@@ -127,9 +130,11 @@ def main() -> None:
         results.append(result)
         killed = result["killed"] + result.get("timeout", 0) + result.get("segfault", 0)
         total = result["total"] - result.get("skipped", 0)
-        print(f"{module}: {killed}/{total} killed ({100 * killed / max(total, 1):.1f}%), "
-              f"{result['survived']} survived, {result.get('no_tests', 0)} without tests, {result['seconds']} s",
-              flush=True)
+        print(
+            f"{module}: {killed}/{total} killed ({100 * killed / max(total, 1):.1f}%), "
+            f"{result['survived']} survived, {result.get('no_tests', 0)} without tests, {result['seconds']} s",
+            flush=True,
+        )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     if args.markdown:
@@ -137,8 +142,10 @@ def main() -> None:
         for result in results:
             killed = result["killed"] + result.get("timeout", 0) + result.get("segfault", 0)
             total = result["total"] - result.get("skipped", 0)
-            print(f"| {result['module']} | {', '.join(MODULES[result['module']])} | {killed} | {total} "
-                  f"| {100 * killed / max(total, 1):.1f}% |")
+            print(
+                f"| {result['module']} | {', '.join(MODULES[result['module']])} | {killed} | {total} "
+                f"| {100 * killed / max(total, 1):.1f}% |"
+            )
 
 
 if __name__ == "__main__":

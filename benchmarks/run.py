@@ -56,7 +56,10 @@ def run_worker(spec: dict, timeout: int, label: str) -> dict:
     try:
         done = subprocess.run(
             [sys.executable, str(WORKER), json.dumps(spec)],
-            capture_output=True, text=True, timeout=timeout, cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=REPO,
         )
         output, code = done.stdout + done.stderr, done.returncode
     except subprocess.TimeoutExpired as error:
@@ -72,10 +75,12 @@ def run_worker(spec: dict, timeout: int, label: str) -> dict:
         result["output_tail"] = output[-3000:]
         log(f"  {label}: FAILED {result.get('error')}\n{output[-1500:]}")
     else:
-        log(f"  {label}: {result.get('images_per_s', float('nan')):.2f} img/s steady "
+        log(
+            f"  {label}: {result.get('images_per_s', float('nan')):.2f} img/s steady "
             f"({result.get('images_per_cpu_s', float('nan')):.2f} per CPU-s), first epoch "
             f"{result.get('first_epoch_s', float('nan')):.1f} s, process {result['wall_s']:.0f} s, "
-            f"{result['process_cpu_s']:.0f} CPU-s")
+            f"{result['process_cpu_s']:.0f} CPU-s"
+        )
     return result
 
 
@@ -122,9 +127,18 @@ def mean_breakdown(runs: list[dict]) -> dict:
 
 def bench_training(args, data: dict, workdir: Path) -> dict:
     base = {
-        "task": "train", "model": "resnet50", "size": args.size, "optimizer": "sgd", "lr": 0.001,
-        "seed": 0, "epochs": args.epochs, "batch": 10, "train_images": args.train_images,
-        "data": data["cache"], "workdir": str(workdir / "train_runs"), "protocol": "full",
+        "task": "train",
+        "model": "resnet50",
+        "size": args.size,
+        "optimizer": "sgd",
+        "lr": 0.001,
+        "seed": 0,
+        "epochs": args.epochs,
+        "batch": 10,
+        "train_images": args.train_images,
+        "data": data["cache"],
+        "workdir": str(workdir / "train_runs"),
+        "protocol": "full",
     }
     variants = {
         "workflow": {**base, "trainer": "workflow"},
@@ -139,9 +153,18 @@ def bench_training(args, data: dict, workdir: Path) -> dict:
 
 def bench_input(args, data: dict) -> dict:
     base = {
-        "task": "input", "model": "resnet50", "size": args.size, "optimizer": "sgd", "lr": 0.001,
-        "seed": 0, "epochs": args.epochs, "batch": 10, "train_images": args.train_images,
-        "data": data["cache"], "archive": data["archive"], "manifest": data["manifest"],
+        "task": "input",
+        "model": "resnet50",
+        "size": args.size,
+        "optimizer": "sgd",
+        "lr": 0.001,
+        "seed": 0,
+        "epochs": args.epochs,
+        "batch": 10,
+        "train_images": args.train_images,
+        "data": data["cache"],
+        "archive": data["archive"],
+        "manifest": data["manifest"],
         "folders": data.get("folders"),
     }
     variants = {"cache": {**base, "loader": "cache"}, "decode": {**base, "loader": "decode"}}
@@ -227,19 +250,32 @@ def bench_data(args, workdir: Path) -> dict:
     for repeat in range(args.repeats):
         out = workdir / f"select_{repeat}"
         options = {
-            "source_path": str(MINI_ARCHIVE), "manifest_path": str(out / "manifest.csv"),
-            "rejected_path": str(out / "rejected.csv"), "classes": dataset["classes"], "n_train": 250,
-            "n_val": 50, "seed": dataset["pick_seed"], "min_size": dataset["min_size"],
-            "near_duplicate_distance": dataset["near_duplicate_distance"], "picklist": None,
+            "source_path": str(MINI_ARCHIVE),
+            "manifest_path": str(out / "manifest.csv"),
+            "rejected_path": str(out / "rejected.csv"),
+            "classes": dataset["classes"],
+            "n_train": 250,
+            "n_val": 50,
+            "seed": dataset["pick_seed"],
+            "min_size": dataset["min_size"],
+            "near_duplicate_distance": dataset["near_duplicate_distance"],
+            "picklist": None,
         }
         started = time.perf_counter()
-        done = subprocess.run([sys.executable, "-c", code, json.dumps(options)], cwd=REPO,
-                              capture_output=True, text=True, timeout=args.timeout)
+        done = subprocess.run(
+            [sys.executable, "-c", code, json.dumps(options)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=args.timeout,
+        )
         wall = time.perf_counter() - started
         complete = done.returncode == 0 and f"SELECTED {2 * (250 + 50)}" in done.stdout
         seconds.append(wall if complete else None)
-        log(f"  screening + pick of 250+50 per class from {MINI_ARCHIVE.name}: {wall:.1f} s "
-            f"(rc {done.returncode}{', ' + done.stderr.strip().splitlines()[-1] if done.returncode else ''})")
+        log(
+            f"  screening + pick of 250+50 per class from {MINI_ARCHIVE.name}: {wall:.1f} s "
+            f"(rc {done.returncode}{', ' + done.stderr.strip().splitlines()[-1] if done.returncode else ''})"
+        )
     return {"archive": str(MINI_ARCHIVE), "seconds": seconds}
 
 
@@ -279,7 +315,9 @@ def bench_workflow(args, workdir: Path) -> dict:
         if trains:
             end = max(j["end"] for j in trains)
             after = [j for j in jobs if j["rule"] not in ("train", "all") and j["end"] >= end]
-            result["train_end_to_figures_log_s"] = (max(j["end"] for j in after) - end).total_seconds() if after else None
+            result["train_end_to_figures_log_s"] = (
+                (max(j["end"] for j in after) - end).total_seconds() if after else None
+            )
             result["jobs_after_training"] = [
                 {"rule": j["rule"], "seconds": (j["end"] - j["start"]).total_seconds()} for j in after
             ]
@@ -294,8 +332,10 @@ def bench_workflow(args, workdir: Path) -> dict:
         seconds, done = snakemake(["--cores", "2", "--configfile", *configfiles], wf, 600)
         nothing = "Nothing to be done" in done.stdout + done.stderr
         noop.append({"seconds": seconds, "nothing_to_be_done": nothing, "rc": done.returncode})
-        log(f"  no-op rerun {repeat + 1}: {seconds:.2f} s (nothing to be done: {nothing}); "
-            f"snakemake --version {floor[-1]:.2f} s")
+        log(
+            f"  no-op rerun {repeat + 1}: {seconds:.2f} s (nothing to be done: {nothing}); "
+            f"snakemake --version {floor[-1]:.2f} s"
+        )
     result["noop"] = noop
     result["snakemake_version_s"] = floor
 
@@ -306,11 +346,16 @@ def bench_workflow(args, workdir: Path) -> dict:
     seconds, done = snakemake(["-n", "--cores", "2", "--configfile", *configfiles, *overrides], wf, 600)
     text = done.stdout + done.stderr
     result["dry_run_1000_via_config"] = {
-        "seconds": seconds, "rc": done.returncode,
-        "error": next((line for line in text.splitlines() if "invalid config" in line), None) if done.returncode else None,
+        "seconds": seconds,
+        "rc": done.returncode,
+        "error": next((line for line in text.splitlines() if "invalid config" in line), None)
+        if done.returncode
+        else None,
     }
-    log(f"  dry run with --config grid=...: rc {done.returncode} in {seconds:.2f} s "
-        f"{result['dry_run_1000_via_config']['error'] or ''}")
+    log(
+        f"  dry run with --config grid=...: rc {done.returncode} in {seconds:.2f} s "
+        f"{result['dry_run_1000_via_config']['error'] or ''}"
+    )
     import yaml
 
     (wf / "grid1000.yaml").write_text(yaml.safe_dump({"grid": GRID_1000, "models": MODELS_1000}))
@@ -323,15 +368,21 @@ def bench_workflow(args, workdir: Path) -> dict:
         text = done.stdout + done.stderr
         match = re.search(r"^train\s+(\d+)", text, re.MULTILINE)
         total = re.search(r"^total\s+(\d+)", text, re.MULTILINE)
-        dry.append({
-            "seconds": seconds, "rc": done.returncode, "how": " ".join(arguments[4:]),
-            "train_jobs": int(match.group(1)) if match else None,
-            "total_jobs": int(total.group(1)) if total else None,
-        })
+        dry.append(
+            {
+                "seconds": seconds,
+                "rc": done.returncode,
+                "how": " ".join(arguments[4:]),
+                "train_jobs": int(match.group(1)) if match else None,
+                "total_jobs": int(total.group(1)) if total else None,
+            }
+        )
         if done.returncode != 0:
             dry[-1]["tail"] = text[-2000:]
-        log(f"  dry run of the 1,000-job grid {repeat + 1}: {seconds:.2f} s, {dry[-1]['train_jobs']} train jobs, "
-            f"{dry[-1]['total_jobs']} jobs in all")
+        log(
+            f"  dry run of the 1,000-job grid {repeat + 1}: {seconds:.2f} s, {dry[-1]['train_jobs']} train jobs, "
+            f"{dry[-1]['total_jobs']} jobs in all"
+        )
     result["dry_run_1000"] = dry
     return result
 
@@ -352,59 +403,157 @@ def table(results: dict) -> str:
         cpu_ratios = paired_ratios(wf, mini, "images_per_cpu_s")
         ratio = median(ratios)
         rows += [
-            ("train: steady img/s (wall)", fmt(field(wf, "images_per_s")), fmt(field(mini, "images_per_s")),
-             fmt(ratio, ".2f", "x"), ">= 1.0x", "yes" if ratio and ratio >= 1.0 else "NO"),
-            ("train: steady img/CPU-s", fmt(field(wf, "images_per_cpu_s")), fmt(field(mini, "images_per_cpu_s")),
-             fmt(median(cpu_ratios), ".2f", "x"), ">= 1.0x",
-             "yes" if median(cpu_ratios) and median(cpu_ratios) >= 1.0 else "NO"),
-            ("train: whole process CPU-s (getrusage)", fmt(field(wf, "process_cpu_s"), ".0f"),
-             fmt(field(mini, "process_cpu_s"), ".0f"), "", "", ""),
-            ("train: first epoch s", fmt(field(wf, "first_epoch_s"), ".1f"), fmt(field(mini, "first_epoch_s"), ".1f"),
-             fmt(_ratio(field(mini, "first_epoch_s"), field(wf, "first_epoch_s")), ".2f", "x"), "", ""),
+            (
+                "train: steady img/s (wall)",
+                fmt(field(wf, "images_per_s")),
+                fmt(field(mini, "images_per_s")),
+                fmt(ratio, ".2f", "x"),
+                ">= 1.0x",
+                "yes" if ratio and ratio >= 1.0 else "NO",
+            ),
+            (
+                "train: steady img/CPU-s",
+                fmt(field(wf, "images_per_cpu_s")),
+                fmt(field(mini, "images_per_cpu_s")),
+                fmt(median(cpu_ratios), ".2f", "x"),
+                ">= 1.0x",
+                "yes" if median(cpu_ratios) and median(cpu_ratios) >= 1.0 else "NO",
+            ),
+            (
+                "train: whole process CPU-s (getrusage)",
+                fmt(field(wf, "process_cpu_s"), ".0f"),
+                fmt(field(mini, "process_cpu_s"), ".0f"),
+                "",
+                "",
+                "",
+            ),
+            (
+                "train: first epoch s",
+                fmt(field(wf, "first_epoch_s"), ".1f"),
+                fmt(field(mini, "first_epoch_s"), ".1f"),
+                fmt(_ratio(field(mini, "first_epoch_s"), field(wf, "first_epoch_s")), ".2f", "x"),
+                "",
+                "",
+            ),
             ("train: imports s", fmt(field(wf, "import_s"), ".1f"), fmt(field(mini, "import_s"), ".1f"), "", "", ""),
-            ("train: set-up before fit s", fmt(field(wf, "setup_s"), ".1f"), fmt(field(mini, "setup_s"), ".1f"), "", "", ""),
-            ("train: process start + exit s", fmt(field(wf, "startup_s"), ".1f"), fmt(field(mini, "startup_s"), ".1f"), "", "", ""),
+            (
+                "train: set-up before fit s",
+                fmt(field(wf, "setup_s"), ".1f"),
+                fmt(field(mini, "setup_s"), ".1f"),
+                "",
+                "",
+                "",
+            ),
+            (
+                "train: process start + exit s",
+                fmt(field(wf, "startup_s"), ".1f"),
+                fmt(field(mini, "startup_s"), ".1f"),
+                "",
+                "",
+                "",
+            ),
         ]
         if "workflow_nondeterministic" in runs:
             nd = runs["workflow_nondeterministic"]
             r = median(paired_ratios(nd, mini))
-            rows.append(("train: workflow, deterministic off", fmt(field(nd, "images_per_s")),
-                         fmt(field(mini, "images_per_s")), fmt(r, ".2f", "x"), "", ""))
+            rows.append(
+                (
+                    "train: workflow, deterministic off",
+                    fmt(field(nd, "images_per_s")),
+                    fmt(field(mini, "images_per_s")),
+                    fmt(r, ".2f", "x"),
+                    "",
+                    "",
+                )
+            )
     if "input" in results:
         runs = results["input"]["runs"]
         cache = runs["cache"]
         for name in ("decode", "tfdata"):
             if name in runs:
                 r = median(paired_ratios(cache, runs[name]))
-                rows.append((f"input: cache vs {name}, frozen img/s", fmt(field(cache, "images_per_s")),
-                             fmt(field(runs[name], "images_per_s")), fmt(r, ".2f", "x"), ">= 1.0x",
-                             "yes" if r and r >= 1.0 else "NO"))
+                rows.append(
+                    (
+                        f"input: cache vs {name}, frozen img/s",
+                        fmt(field(cache, "images_per_s")),
+                        fmt(field(runs[name], "images_per_s")),
+                        fmt(r, ".2f", "x"),
+                        ">= 1.0x",
+                        "yes" if r and r >= 1.0 else "NO",
+                    )
+                )
                 r = median(paired_ratios(cache, runs[name], "images_per_cpu_s"))
-                rows.append((f"input: cache vs {name}, frozen img/CPU-s", fmt(field(cache, "images_per_cpu_s")),
-                             fmt(field(runs[name], "images_per_cpu_s")), fmt(r, ".2f", "x"), ">= 1.0x",
-                             "yes" if r and r >= 1.0 else "NO"))
+                rows.append(
+                    (
+                        f"input: cache vs {name}, frozen img/CPU-s",
+                        fmt(field(cache, "images_per_cpu_s")),
+                        fmt(field(runs[name], "images_per_cpu_s")),
+                        fmt(r, ".2f", "x"),
+                        ">= 1.0x",
+                        "yes" if r and r >= 1.0 else "NO",
+                    )
+                )
         build = results["input"].get("cache_build_s")
         if build is not None:
             rows.append(("input: cache build s (once)", fmt(build, ".1f"), "", "", "", ""))
     if "data" in results and results["data"].get("seconds"):
         selected = median(results["data"]["seconds"])
-        rows.append(("data: screen + pick 250+50/class, mini archive s", fmt(selected, ".1f"), "", "", "< 30 s",
-                     "yes" if selected is not None and selected < 30 else "NO"))
+        rows.append(
+            (
+                "data: screen + pick 250+50/class, mini archive s",
+                fmt(selected, ".1f"),
+                "",
+                "",
+                "< 30 s",
+                "yes" if selected is not None and selected < 30 else "NO",
+            )
+        )
     if "workflow" in results:
         w = results["workflow"]
         noop = [n["seconds"] for n in w.get("noop", [])[1:]] or [n["seconds"] for n in w.get("noop", [])]
         dry = [d["seconds"] for d in w.get("dry_run_1000", [])]
         rows += [
             ("workflow: demo grid, full run s", fmt(w.get("demo_s"), ".0f"), "", "", "", ""),
-            ("workflow: no-op rerun s", fmt(median(noop)), "", "", "< 3 s",
-             "yes" if noop and median(noop) < 3 else "NO"),
-            ("workflow: snakemake --version s (floor)", fmt(median(w.get("snakemake_version_s", [None]))), "", "", "", ""),
-            ("workflow: dry run, 1,000 jobs s", fmt(median(dry)), "", "", "< 10 s",
-             "yes" if dry and median(dry) < 10 else "NO"),
-            ("workflow: dry run via --config grid=... rc", str((w.get("dry_run_1000_via_config") or {}).get("rc")),
-             "", "", "", ((w.get("dry_run_1000_via_config") or {}).get("error") or "")[:60]),
-            ("workflow: last train end -> figures s", fmt(w.get("train_end_to_figures_log_s"), ".0f"),
-             "", "", "", f"(mtimes: {fmt(w.get('train_end_to_figures_mtime_s'), '.0f')} s)"),
+            (
+                "workflow: no-op rerun s",
+                fmt(median(noop)),
+                "",
+                "",
+                "< 3 s",
+                "yes" if noop and median(noop) < 3 else "NO",
+            ),
+            (
+                "workflow: snakemake --version s (floor)",
+                fmt(median(w.get("snakemake_version_s", [None]))),
+                "",
+                "",
+                "",
+                "",
+            ),
+            (
+                "workflow: dry run, 1,000 jobs s",
+                fmt(median(dry)),
+                "",
+                "",
+                "< 10 s",
+                "yes" if dry and median(dry) < 10 else "NO",
+            ),
+            (
+                "workflow: dry run via --config grid=... rc",
+                str((w.get("dry_run_1000_via_config") or {}).get("rc")),
+                "",
+                "",
+                "",
+                ((w.get("dry_run_1000_via_config") or {}).get("error") or "")[:60],
+            ),
+            (
+                "workflow: last train end -> figures s",
+                fmt(w.get("train_end_to_figures_log_s"), ".0f"),
+                "",
+                "",
+                "",
+                f"(mtimes: {fmt(w.get('train_end_to_figures_mtime_s'), '.0f')} s)",
+            ),
         ]
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
     lines = [" | ".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in rows]
@@ -441,15 +590,21 @@ def breakdown_text(results: dict) -> str:
                 lines.append(f"  {name}: after the last epoch (model.save, run.json, clean-up) {median(extra):.1f} s")
     if "workflow" in results and results["workflow"].get("jobs_after_training"):
         jobs = results["workflow"]["jobs_after_training"]
-        lines.append("Jobs after the last training job: " + ", ".join(f"{j['rule']} {j['seconds']:.0f} s" for j in jobs))
+        lines.append(
+            "Jobs after the last training job: " + ", ".join(f"{j['rule']} {j['seconds']:.0f} s" for j in jobs)
+        )
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer images and epochs, one repeat, demo with 1 epoch")
-    parser.add_argument("--only", nargs="+", choices=["data", "train", "input", "workflow"],
-                        default=["data", "train", "input", "workflow"])
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=["data", "train", "input", "workflow"],
+        default=["data", "train", "input", "workflow"],
+    )
     parser.add_argument("--repeats", type=int, help="pairs per comparison (default 2, quick 1)")
     parser.add_argument("--train-images", type=int, help="training images (default 100, quick 30)")
     parser.add_argument("--val-images", type=int, help="validation images (default 20, quick 10)")
@@ -510,11 +665,15 @@ def main() -> None:
                 if child != out:
                     shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink()
     print()
-    print(f"{results['date']}  {results['machine']}  backend {BACKEND}  load {results['load_start']} -> "
-          f"{results['load_end']}  total {results['total_s'] / 60:.1f} min")
-    print(f"{args.train_images}+{args.val_images} images at {args.size} px, {args.epochs} epochs, "
-          f"{args.repeats} repeat(s); ratio = workflow speed / baseline speed (>1: workflow faster), "
-          "median of back-to-back pairs")
+    print(
+        f"{results['date']}  {results['machine']}  backend {BACKEND}  load {results['load_start']} -> "
+        f"{results['load_end']}  total {results['total_s'] / 60:.1f} min"
+    )
+    print(
+        f"{args.train_images}+{args.val_images} images at {args.size} px, {args.epochs} epochs, "
+        f"{args.repeats} repeat(s); ratio = workflow speed / baseline speed (>1: workflow faster), "
+        "median of back-to-back pairs"
+    )
     print(table(results))
     print(breakdown_text(results))
     print(f"raw results: {out}")

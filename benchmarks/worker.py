@@ -23,9 +23,8 @@ import time
 STARTED = time.perf_counter()
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import numpy as np  # noqa: E402
-
 import common  # noqa: E402
+import numpy as np  # noqa: E402
 
 
 def import_keras(spec: dict):
@@ -73,7 +72,9 @@ def workflow_train(spec: dict, keras, timeline) -> dict:
     from cnn_study.training import train_run
 
     training = {
-        "epochs": spec["epochs"], "batch_size": spec["batch"], "protocol": {"mode": spec.get("protocol", "full")},
+        "epochs": spec["epochs"],
+        "batch_size": spec["batch"],
+        "protocol": {"mode": spec.get("protocol", "full")},
         "backend": os.environ.get("KERAS_BACKEND", "tensorflow"),
     }
     for key in ("deterministic", "jit_compile", "steps_per_execution", "precision"):
@@ -128,14 +129,20 @@ def minimal_train(spec: dict, keras, timeline) -> dict:
     x, y = np.load(data["train_images"]), np.load(data["train_labels"])
     xv, yv = np.load(data["val_images"]), np.load(data["val_labels"])
     y, yv = keras.utils.to_categorical(y, 2), keras.utils.to_categorical(yv, 2)
-    model, base = common.hand_model(keras, spec["model"], spec["size"], spec["seed"],
-                                    augmentation=spec.get("augmentation", True))
+    model, base = common.hand_model(
+        keras, spec["model"], spec["size"], spec["seed"], augmentation=spec.get("augmentation", True)
+    )
     if spec.get("protocol") == "transfer":
         base.trainable = False
     compile_hand_model(keras, model, spec)
     history = model.fit(
-        x, y, batch_size=spec["batch"], epochs=spec["epochs"], shuffle=True,
-        validation_data=(xv, yv), verbose=spec.get("verbose", 2),
+        x,
+        y,
+        batch_size=spec["batch"],
+        epochs=spec["epochs"],
+        shuffle=True,
+        validation_data=(xv, yv),
+        verbose=spec.get("verbose", 2),
     )
     return {"history_loss": [float(v) for v in history.history["loss"]]}
 
@@ -171,7 +178,7 @@ class DecodingDataset:
                 return -(-len(self.files) // batch)
 
             def __getitem__(self, index):
-                picked = self.order[index * batch:(index + 1) * batch]
+                picked = self.order[index * batch : (index + 1) * batch]
                 images = np.empty((len(picked), size, size, 3), dtype=np.uint8)
                 for slot, item in enumerate(picked):
                     data = self.zip.read(self.files[item])  # one shared handle: fine for workers=1
@@ -203,18 +210,25 @@ def input_train(spec: dict, keras, timeline) -> dict:
         with open(spec["manifest"], newline="") as handle:
             rows = list(csv.DictReader(handle))
         workers = spec.get("decode_workers", 1)
-        train = DecodingDataset.make(keras, spec["archive"], [r for r in rows if r["split"] == "train"],
-                                     size, batch, True, spec["seed"], workers)
-        val = DecodingDataset.make(keras, spec["archive"], [r for r in rows if r["split"] == "val"],
-                                   size, batch, False, spec["seed"], workers)
+        train = DecodingDataset.make(
+            keras, spec["archive"], [r for r in rows if r["split"] == "train"], size, batch, True, spec["seed"], workers
+        )
+        val = DecodingDataset.make(
+            keras, spec["archive"], [r for r in rows if r["split"] == "val"], size, batch, False, spec["seed"], workers
+        )
         model.fit(train, validation_data=val, **fit)
     elif loader == "tfdata":
-        options = dict(label_mode="categorical", image_size=(size, size), batch_size=batch,
-                       interpolation="bilinear", class_names=common.classes())
-        train = keras.utils.image_dataset_from_directory(os.path.join(spec["folders"], "train"), shuffle=True,
-                                                         seed=spec["seed"], **options)
-        val = keras.utils.image_dataset_from_directory(os.path.join(spec["folders"], "val"), shuffle=False,
-                                                       **options)
+        options = dict(
+            label_mode="categorical",
+            image_size=(size, size),
+            batch_size=batch,
+            interpolation="bilinear",
+            class_names=common.classes(),
+        )
+        train = keras.utils.image_dataset_from_directory(
+            os.path.join(spec["folders"], "train"), shuffle=True, seed=spec["seed"], **options
+        )
+        val = keras.utils.image_dataset_from_directory(os.path.join(spec["folders"], "val"), shuffle=False, **options)
         model.fit(train, validation_data=val, **fit)
     else:
         raise ValueError(f"unknown loader {loader}")

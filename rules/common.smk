@@ -11,7 +11,6 @@ from cnn_study.image_cache import SPLITS, TEST_SPLITS, cache_paths  # noqa: E402
 from cnn_study.figure_names import FIGURES, pdf_key  # noqa: E402
 from cnn_study.run_model import kept_model_file  # noqa: E402
 
-
 SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
 
 try:
@@ -86,9 +85,7 @@ HAS_TEST_SPLIT = config["dataset"]["n_test"] > 0
 
 
 def run_settings(wildcards):
-    return settings.run_settings(
-        config, wildcards.model, wildcards.optimizer, wildcards.lr, wildcards.seed
-    )
+    return settings.run_settings(config, wildcards.model, wildcards.optimizer, wildcards.lr, wildcards.seed)
 
 
 def training_threads():

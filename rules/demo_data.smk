@@ -1,14 +1,14 @@
 rule make_synthetic_dataset:
     output:
         archive="results/data/synthetic/train.zip",
+    log:
+        "logs/make_synthetic_dataset.log",
+    conda:
+        "../envs/data.yaml"
     params:
         classes=config["dataset"]["classes"],
         images_per_class=config["dataset"]["synthetic"]["images_per_class"],
         image_size=config["dataset"]["synthetic"]["image_size"],
         seed=config["dataset"]["synthetic"]["seed"],
-    log:
-        "logs/make_synthetic_dataset.log",
-    conda:
-        "../envs/data.yaml"
     script:
         "../workflow_scripts/make_synthetic_dataset.py"

@@ -4,12 +4,12 @@ rule build_image_cache:
         manifest="results/data/manifest.csv",
     output:
         **cache_files("{size}"),
-    params:
-        classes=config["dataset"]["classes"],
     log:
         "logs/build_image_cache/{size}px.log",
     conda:
         "../envs/data.yaml"
+    params:
+        classes=config["dataset"]["classes"],
     script:
         "../workflow_scripts/build_image_cache.py"
 
@@ -20,11 +20,11 @@ rule build_test_cache:
         manifest="results/data/test_manifest.csv",
     output:
         **test_cache_files("{size}"),
-    params:
-        classes=config["dataset"]["classes"],
     log:
         "logs/build_test_cache/{size}px.log",
     conda:
         "../envs/data.yaml"
+    params:
+        classes=config["dataset"]["classes"],
     script:
         "../workflow_scripts/build_test_cache.py"

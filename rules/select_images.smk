@@ -4,6 +4,10 @@ rule select_images:
     output:
         manifest="results/data/manifest.csv",
         rejected="results/data/rejected.csv",
+    log:
+        "logs/select_images.log",
+    conda:
+        "../envs/data.yaml"
     params:
         classes=config["dataset"]["classes"],
         n_train=config["dataset"]["n_train"],
@@ -11,10 +15,6 @@ rule select_images:
         pick_seed=config["dataset"]["pick_seed"],
         min_size=config["dataset"]["min_size"],
         near_duplicate_distance=config["dataset"]["near_duplicate_distance"],
-    log:
-        "logs/select_images.log",
-    conda:
-        "../envs/data.yaml"
     script:
         "../workflow_scripts/select_images.py"
 
@@ -25,15 +25,15 @@ rule select_test_images:
         manifest="results/data/manifest.csv",
     output:
         test_manifest="results/data/test_manifest.csv",
+    log:
+        "logs/select_test_images.log",
+    conda:
+        "../envs/data.yaml"
     params:
         classes=config["dataset"]["classes"],
         n_test=config["dataset"]["n_test"],
         pick_seed=config["dataset"]["pick_seed"],
         min_size=config["dataset"]["min_size"],
         near_duplicate_distance=config["dataset"]["near_duplicate_distance"],
-    log:
-        "logs/select_test_images.log",
-    conda:
-        "../envs/data.yaml"
     script:
         "../workflow_scripts/select_test_images.py"

@@ -3,15 +3,12 @@ rule train:
         unpack(training_inputs),
     output:
         **train_outputs(),
-    params:
-        settings=run_settings,
-        keep=settings.model_keep(config),
-        # Resume state lives beside the run but is not an output: Snakemake keeps it when a job fails.
-        resume_dir=f"{RUN_DIR}/resume",
     log:
         f"logs/train/{RUN_DIR.removeprefix('results/runs/')}.log",
     benchmark:
         f"results/benchmarks/train/{RUN_DIR.removeprefix('results/runs/')}.tsv"
+    conda:
+        training_env
     threads: training_threads()
     # What one training job needs, wherever it runs (Slurm: --gpus, --cpus-per-task, --mem, -t in minutes).
     # Here, not in a profile, so a profile overlay that sets only the partition keeps them; a profile's
@@ -22,7 +19,10 @@ rule train:
         cpus_per_task=8,
         mem_mb=32000,
         runtime=240,
-    conda:
-        training_env
+    params:
+        settings=run_settings,
+        keep=settings.model_keep(config),
+        # Resume state lives beside the run but is not an output: Snakemake keeps it when a job fails.
+        resume_dir=f"{RUN_DIR}/resume",
     script:
         "../workflow_scripts/train.py"

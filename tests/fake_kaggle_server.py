@@ -77,8 +77,9 @@ def start(state: FakeKaggle) -> tuple[ThreadingHTTPServer, threading.Thread]:
             if self.path == COMPETITION_PATH:
                 competition, file_name = body.get("competitionName", ""), body.get("fileName", "")
                 if competition in state.rules_not_accepted:
-                    return self._error(403, "You must accept this competition's rules before you'll "
-                                            "be able to download files.")
+                    return self._error(
+                        403, "You must accept this competition's rules before you'll be able to download files."
+                    )
                 key, where = f"{competition}/{file_name}", f"competitions/{competition}"
             elif self.path == DATASET_PATH:
                 key = f"{body.get('ownerSlug')}/{body.get('datasetSlug')}"
@@ -102,7 +103,7 @@ def start(state: FakeKaggle) -> tuple[ThreadingHTTPServer, threading.Thread]:
                     self.send_header("Content-Type", "application/zip")
                     self.send_header("Content-Length", str(len(data)))
                     self.send_header("Last-Modified", formatdate(usegmt=True))
-                    self.send_header("ETag", f'"{hash(data) & 0xffffffff:x}"')
+                    self.send_header("ETag", f'"{hash(data) & 0xFFFFFFFF:x}"')
                     self.end_headers()
                     self.wfile.write(data)
                     return

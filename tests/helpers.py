@@ -11,7 +11,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 WORKFLOW_FILES = [
-    "Snakefile", "config.yaml", "rules", "workflow_scripts", "schemas", "envs", "configs", "report", "profiles", "slurm",
+    "Snakefile",
+    "config.yaml",
+    "rules",
+    "workflow_scripts",
+    "schemas",
+    "envs",
+    "configs",
+    "report",
+    "profiles",
+    "slurm",
 ]
 MINI_ARCHIVE = (REPO / ".." / "shared" / "data" / "dogs-vs-cats-mini" / "train.zip").resolve()
 
@@ -30,9 +39,7 @@ def copy_workflow(destination: Path) -> Path:
 
 def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 1200) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-    result = subprocess.run(
-        [*SNAKEMAKE, *args], cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env
-    )
+    result = subprocess.run([*SNAKEMAKE, *args], cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env)
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}")
     return result

@@ -68,11 +68,7 @@ def unavailable_reason() -> str | None:
     """Why a cluster can't be started here, or None if it can be tried."""
     missing = [n for n in DAEMONS + CLIENTS + ("mungekey",) if _which(n) is None]
     if missing:
-        return (
-            "Slurm/munge not installed (missing: "
-            + ", ".join(missing)
-            + "); run .ci/install_slurm.sh as root"
-        )
+        return "Slurm/munge not installed (missing: " + ", ".join(missing) + "); run .ci/install_slurm.sh as root"
     if os.geteuid() != 0:
         return "the test Slurm cluster must be started as root (SlurmUser=root)"
     return None
@@ -94,9 +90,7 @@ def _free_ports(n: int) -> list[int]:
 
 def _node_hardware() -> dict[str, str]:
     """CPUs, Boards, SocketsPerBoard, ... RealMemory as `slurmd -C` reports them."""
-    out = subprocess.run(
-        [_which("slurmd"), "-C"], capture_output=True, text=True, check=True, timeout=30
-    ).stdout
+    out = subprocess.run([_which("slurmd"), "-C"], capture_output=True, text=True, check=True, timeout=30).stdout
     first = out.splitlines()[0]
     hw = dict(kv.split("=", 1) for kv in first.split() if "=" in kv)
     hw.pop("NodeName", None)
@@ -215,9 +209,7 @@ PartitionName={self.partition} Nodes={self.hostname} Default=YES MaxTime=INFINIT
         # Client wrappers that pin SLURM_CONF (see module docstring).
         for name in CLIENTS:
             w = self.bindir / name
-            w.write_text(
-                f'#!/bin/sh\nSLURM_CONF="{self.conf}" exec "{_which(name)}" "$@"\n'
-            )
+            w.write_text(f'#!/bin/sh\nSLURM_CONF="{self.conf}" exec "{_which(name)}" "$@"\n')
             w.chmod(0o755)
         self.env = dict(os.environ)
         self.env["SLURM_CONF"] = str(self.conf)
@@ -242,8 +234,7 @@ PartitionName={self.partition} Nodes={self.hostname} Default=YES MaxTime=INFINIT
             for name, p in self._procs.items():
                 if p.poll() is not None:
                     raise SlurmClusterError(
-                        f"{name} exited with {p.returncode} while waiting for {what}\n"
-                        + self.logs()
+                        f"{name} exited with {p.returncode} while waiting for {what}\n" + self.logs()
                     )
             if check():
                 return
@@ -251,9 +242,7 @@ PartitionName={self.partition} Nodes={self.hostname} Default=YES MaxTime=INFINIT
         raise SlurmClusterError(f"timed out after {timeout}s waiting for {what}\n" + self.logs())
 
     def _run(self, *argv: str, timeout: float = 20) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            list(argv), capture_output=True, text=True, env=self.env, timeout=timeout
-        )
+        return subprocess.run(list(argv), capture_output=True, text=True, env=self.env, timeout=timeout)
 
     def node_state(self) -> str:
         try:
@@ -262,7 +251,7 @@ PartitionName={self.partition} Nodes={self.hostname} Default=YES MaxTime=INFINIT
             return ""
         return r.stdout.strip() if r.returncode == 0 else ""
 
-    def start(self, timeout: float = 90) -> "SlurmCluster":
+    def start(self, timeout: float = 90) -> SlurmCluster:
         reason = unavailable_reason()
         if reason:
             raise SlurmClusterError(reason)
@@ -345,7 +334,7 @@ PartitionName={self.partition} Nodes={self.hostname} Default=YES MaxTime=INFINIT
         r = self._run("squeue", "-h", "--states=all", "-o", "%i|%j|%T|%k")
         return r.stdout
 
-    def __enter__(self) -> "SlurmCluster":
+    def __enter__(self) -> SlurmCluster:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -353,9 +342,7 @@ PartitionName={self.partition} Nodes={self.hostname} Default=YES MaxTime=INFINIT
 
 
 def _required() -> bool:
-    return os.environ.get("CI", "").lower() == "true" or os.environ.get(
-        "SLURM_TESTS_REQUIRED"
-    ) == "1"
+    return os.environ.get("CI", "").lower() == "true" or os.environ.get("SLURM_TESTS_REQUIRED") == "1"
 
 
 @pytest.fixture(scope="session")
@@ -384,8 +371,15 @@ if __name__ == "__main__":  # manual check: python tests/slurm_cluster.py
         print("up:", c.conf)
         print(c._run("sinfo").stdout)
         r = c._run(
-            "sbatch", "--parsable", "-t", "1", "-o", str(c.logdir / "manual-%j.out"),
-            "--gpus=1", "--wrap", "srun hostname; echo $CUDA_VISIBLE_DEVICES",
+            "sbatch",
+            "--parsable",
+            "-t",
+            "1",
+            "-o",
+            str(c.logdir / "manual-%j.out"),
+            "--gpus=1",
+            "--wrap",
+            "srun hostname; echo $CUDA_VISIBLE_DEVICES",
         )
         print("sbatch:", r.stdout, r.stderr)
         time.sleep(5)

@@ -29,7 +29,9 @@ def test_attempts_are_numbered_on_from_the_logs_already_there(tmp_path):
     for name in ("attempt1-slurm17.log", "attempt2.log", "attempt10-slurm30.log", "attempt3.log.bak", "notes.log"):
         (tmp_path / name).write_text("")
     assert [p.name for p in attempt_logs.attempt_logs(tmp_path)] == [
-        "attempt1-slurm17.log", "attempt2.log", "attempt10-slurm30.log"
+        "attempt1-slurm17.log",
+        "attempt2.log",
+        "attempt10-slurm30.log",
     ]
     assert attempt_logs.next_attempt(tmp_path) == 11
 

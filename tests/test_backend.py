@@ -158,18 +158,32 @@ def test_a_job_given_a_gpu_its_backend_cannot_see_stops_at_once_naming_the_gpu_s
     one, the job asked for it (the rule's gpu=1), and the CPU-only install cannot use it."""
     workdir = copy_workflow(tmp_path / "wf")
     make_data(workdir / "results" / "data" / "cache" / "67px", 67)
-    (workdir / "tiny.yaml").write_text(yaml.safe_dump({
-        "dataset": {"source": "synthetic"},
-        "grid": {"models": ["alexnet"], "optimizers": ["adam"], "learning_rates": [0.001], "seeds": [0]},
-        "models": {"alexnet": {"input_size": 67, "weights": "none"}},
-        "training": {"batch_size": 4, "epochs": 1, "backend": backend},
-    }))
+    (workdir / "tiny.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "dataset": {"source": "synthetic"},
+                "grid": {"models": ["alexnet"], "optimizers": ["adam"], "learning_rates": [0.001], "seeds": [0]},
+                "models": {"alexnet": {"input_size": 67, "weights": "none"}},
+                "training": {"batch_size": 4, "epochs": 1, "backend": backend},
+            }
+        )
+    )
     run = "results/runs/alexnet/adam/lr0.001/seed0"
-    monkeypatch.setenv("PATH", f"{fake_nvidia_smi(tmp_path / 'bin', 'GPU 0: NVIDIA H100 (UUID: GPU-1)')}:{os.environ['PATH']}")
+    monkeypatch.setenv(
+        "PATH", f"{fake_nvidia_smi(tmp_path / 'bin', 'GPU 0: NVIDIA H100 (UUID: GPU-1)')}:{os.environ['PATH']}"
+    )
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     result = snakemake(
-        workdir, f"{run}/history.csv", "--cores", "1", "--configfile", "config.yaml", "tiny.yaml",
-        "--allowed-rules", "train", check=False,
+        workdir,
+        f"{run}/history.csv",
+        "--cores",
+        "1",
+        "--configfile",
+        "config.yaml",
+        "tiny.yaml",
+        "--allowed-rules",
+        "train",
+        check=False,
     )
     assert result.returncode != 0
     errors = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("Error: this job")]

@@ -8,7 +8,13 @@ import pandas as pd
 import pytest
 
 from cnn_study.claims import (
-    CLAIM_TEXTS, VERDICTS, Claim, check_claims, claim_views, claims_markdown, judge_claims,
+    CLAIM_TEXTS,
+    VERDICTS,
+    Claim,
+    check_claims,
+    claim_views,
+    claims_markdown,
+    judge_claims,
 )
 from cnn_study.metrics import run_metrics
 from cnn_study.summary_stats import summarize_runs
@@ -24,11 +30,22 @@ def history(model, optimizer, seed, final_acc, final_val, rate=FAST, lr=0.001, c
     shape = np.exp(-rate * (epoch - 1))
     accuracy = final_acc - (final_acc - 0.5) * shape if curve is None else np.asarray(curve, float)
     val = final_val - (final_val - 0.5) * shape
-    return pd.DataFrame(dict(
-        model=model, optimizer=optimizer, lr=lr, seed=seed, phase=np.where(epoch <= WARMUP, "frozen", "fine_tune"),
-        epoch=epoch, loss=(1.0 - accuracy) * loss_scale, accuracy=accuracy, val_loss=1.05 - val,
-        val_accuracy=val, epoch_seconds=12.0, images_per_second=40.0,
-    ))
+    return pd.DataFrame(
+        dict(
+            model=model,
+            optimizer=optimizer,
+            lr=lr,
+            seed=seed,
+            phase=np.where(epoch <= WARMUP, "frozen", "fine_tune"),
+            epoch=epoch,
+            loss=(1.0 - accuracy) * loss_scale,
+            accuracy=accuracy,
+            val_loss=1.05 - val,
+            val_accuracy=val,
+            epoch_seconds=12.0,
+            images_per_second=40.0,
+        )
+    )
 
 
 def study(spec, seeds=1, step=0.0005, lr=0.001):
@@ -203,8 +220,11 @@ def test_c3_a_better_validation_accuracy_cannot_rescue_a_worse_training_accuracy
 
 
 def test_c3_a_large_margin_is_not_slightly_better():
-    spec = with_spec(inceptionv3__rmsprop=dict(acc=0.995, val=0.96), inceptionv3__adam=dict(acc=0.96, val=0.95),
-                     inceptionv3__sgd=dict(acc=0.95, val=0.95, rate=SLOW))
+    spec = with_spec(
+        inceptionv3__rmsprop=dict(acc=0.995, val=0.96),
+        inceptionv3__adam=dict(acc=0.96, val=0.95),
+        inceptionv3__sgd=dict(acc=0.95, val=0.95, rate=SLOW),
+    )
     claim = judged(study(spec, seeds=5))["C3"]
     assert claim.verdict == "not supported" and "not 'slightly'" in claim.evidence
     assert "runner-up 0.0350" in claim.evidence
@@ -309,8 +329,11 @@ def test_tuned_view_takes_each_optimizers_best_validation_lr_and_both_views_are_
     assert chosen[("resnet50", "adam")] == 0.01 and chosen[("resnet50", "sgd")] == 0.001
     sets = judge_claims(runs, summarize_runs(runs))
     assert [(s.view.split(" (")[0], s.horizon) for s in sets] == [
-        ("the paper's learning rate", "epoch 15"), ("the paper's learning rate", "last epoch (30)"),
-        ("tuned learning rates", "epoch 15"), ("tuned learning rates", "last epoch (30)")]
+        ("the paper's learning rate", "epoch 15"),
+        ("the paper's learning rate", "last epoch (30)"),
+        ("tuned learning rates", "epoch 15"),
+        ("tuned learning rates", "last epoch (30)"),
+    ]
     verdicts = {(s.view.split(" (")[0], s.horizon): {c.id: c.verdict for c in s.claims} for s in sets}
     assert verdicts[("the paper's learning rate", "last epoch (30)")]["C1"] == "supported"
     tuned_c1 = [c for c in sets[3].claims if c.id == "C1"][0]

@@ -19,18 +19,29 @@ def write_history(path, diverge_at=None, epochs=20):
     if diverge_at is not None:
         accuracy[diverge_at:], loss[diverge_at:] = 0.5, np.nan
     path.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(dict(
-        epoch=epoch, phase="fine_tune", loss=loss, accuracy=accuracy, val_loss=1.5 * loss, val_accuracy=accuracy - 0.05,
-        learning_rate=0.001, epoch_seconds=1.0, images_per_second=10.0,
-    )).to_csv(path, index=False)
+    pd.DataFrame(
+        dict(
+            epoch=epoch,
+            phase="fine_tune",
+            loss=loss,
+            accuracy=accuracy,
+            val_loss=1.5 * loss,
+            val_accuracy=accuracy - 0.05,
+            learning_rate=0.001,
+            epoch_seconds=1.0,
+            images_per_second=10.0,
+        )
+    ).to_csv(path, index=False)
     return str(path)
 
 
 def test_a_diverged_run_flows_through_the_results_stage(tmp_path, monkeypatch):
     optimizers = ("sgd", "adam", "rmsprop")
     histories = [
-        write_history(tmp_path / "runs" / "resnet50" / optimizer / "lr0.001" / "seed0" / "history.csv",
-                      diverge_at=12 if optimizer == "adam" else None)
+        write_history(
+            tmp_path / "runs" / "resnet50" / optimizer / "lr0.001" / "seed0" / "history.csv",
+            diverge_at=12 if optimizer == "adam" else None,
+        )
         for optimizer in optimizers
     ]
     runs = [{"model": "resnet50", "optimizer": o, "lr": "0.001", "seed": 0} for o in optimizers]

@@ -64,7 +64,9 @@ def test_every_run_has_a_full_history(demo):
 
 def test_the_demo_learns(demo):
     """Every run clearly above chance on the generated set, at least 0.8 on average (issue 12)."""
-    final = pd.read_csv(demo / "results/metrics/summary.csv").set_index(["model", "optimizer"])["final_val_accuracy_mean"]
+    final = pd.read_csv(demo / "results/metrics/summary.csv").set_index(["model", "optimizer"])[
+        "final_val_accuracy_mean"
+    ]
     assert len(final) == len(MODELS) * len(OPTIMIZERS)
     assert (final > 0.5).all(), final.to_string()
     assert final.mean() >= 0.8, final.to_string()
@@ -74,7 +76,10 @@ def test_a_demo_model_predicts_new_images_and_progress_shows_the_finished_grid(d
     run = demo / f"results/runs/{MODELS[0]}/{OPTIMIZERS[0]}/lr0.001/seed0"
     result = subprocess.run(
         [sys.executable, "workflow_scripts/predict.py", str(run), "results/data/synthetic/train.zip", "-o", "p.csv"],
-        cwd=demo, capture_output=True, text=True, timeout=600,
+        cwd=demo,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     predictions = pd.read_csv(demo / "p.csv")
@@ -88,7 +93,10 @@ def test_a_demo_model_predicts_new_images_and_progress_shows_the_finished_grid(d
     assert (val["predicted_class"] == val["label"]).mean() == pytest.approx(final_val_accuracy, abs=1e-6)
     result = subprocess.run(
         [sys.executable, "workflow_scripts/progress.py", "--configfile", "configs/demo.yaml"],
-        cwd=demo, capture_output=True, text=True, timeout=120,
+        cwd=demo,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert f"{len(MODELS) * len(OPTIMIZERS)} runs: {len(MODELS) * len(OPTIMIZERS)} finished." in result.stdout
     assert "Grid finished." in result.stdout
@@ -155,8 +163,13 @@ def test_real_photos_end_to_end_and_a_repeat_does_nothing(tmp_path):
     )
     # The README's way to point the demo at a local archive.
     args = [
-        "--cores", "2", "--configfile", "configs/demo.yaml", "small_grid.yaml",
-        "--config", f'dataset={{"source": "{MINI_ARCHIVE}"}}',
+        "--cores",
+        "2",
+        "--configfile",
+        "configs/demo.yaml",
+        "small_grid.yaml",
+        "--config",
+        f'dataset={{"source": "{MINI_ARCHIVE}"}}',
     ]
     snakemake(workdir, *args)
     rows = list(csv.DictReader(open(workdir / "results/data/manifest.csv")))

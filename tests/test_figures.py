@@ -10,10 +10,22 @@ from cnn_study.figures import draw_panel, warmup_epochs  # noqa: E402
 
 
 def epochs(phases):
-    return pd.DataFrame(dict(
-        model="resnet50", optimizer="sgd", lr=0.001, seed=0, phase=phases, epoch=range(1, len(phases) + 1),
-        loss=0.5, accuracy=0.8, val_loss=0.6, val_accuracy=0.7, epoch_seconds=1.0, images_per_second=1.0,
-    ))
+    return pd.DataFrame(
+        dict(
+            model="resnet50",
+            optimizer="sgd",
+            lr=0.001,
+            seed=0,
+            phase=phases,
+            epoch=range(1, len(phases) + 1),
+            loss=0.5,
+            accuracy=0.8,
+            val_loss=0.6,
+            val_accuracy=0.7,
+            epoch_seconds=1.0,
+            images_per_second=1.0,
+        )
+    )
 
 
 def test_the_warmup_is_the_leading_frozen_epochs_before_fine_tuning():

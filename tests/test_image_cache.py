@@ -22,7 +22,8 @@ CLASSES = ["cat", "dog"]
 def outputs(root, size):
     return {
         f"{split}_{kind}": str(root / f"{size}px" / f"{split}_{kind}.npy")
-        for split in ("train", "val") for kind in ("images", "labels")
+        for split in ("train", "val")
+        for kind in ("images", "labels")
     }
 
 
@@ -140,8 +141,17 @@ def _transparent_palette() -> Image.Image:
         (_tiff(np.full((4, 4), 99.6, dtype=np.float32), "F"), 100),
     ],
     ids=[
-        "LA clear", "LA opaque", "RGBA clear", "P PNG", "P GIF", "I;16", "I;16 dark", "I 32-bit", "I beyond 16-bit",
-        "I 8-bit", "F",
+        "LA clear",
+        "LA opaque",
+        "RGBA clear",
+        "P PNG",
+        "P GIF",
+        "I;16",
+        "I;16 dark",
+        "I 32-bit",
+        "I beyond 16-bit",
+        "I 8-bit",
+        "F",
     ],
 )
 def test_decode_gives_8_bit_rgb(data, expected):
@@ -201,9 +211,7 @@ def test_unknown_label_in_manifest_is_refused(picked, tmp_path):
     _, source, manifest, _, _ = picked
     with pytest.raises(CacheError) as error:
         build_cache(source, manifest, ["cat", "bird"], 32, outputs(tmp_path, 32))
-    assert str(error.value) == (
-        f"{manifest}: labels ['dog'] are not among the classes ['cat', 'bird']; rerun the pick"
-    )
+    assert str(error.value) == (f"{manifest}: labels ['dog'] are not among the classes ['cat', 'bird']; rerun the pick")
 
 
 def test_zip_is_read_in_place(picked, tmp_path, monkeypatch):

@@ -31,8 +31,13 @@ ODD_USER, ODD_KEY = "cat-fancier", "s3cr3t/k+y=0123456789&x"
 def credential_forms(user: str, key: str) -> dict[str, str]:
     """Every form in which the client may send the key, so a server may echo it."""
     basic = base64.b64encode(f"{user}:{key}".encode()).decode()
-    return {"raw": key, "user:key": f"{user}:{key}", "basic": basic, "basic unpadded": basic.rstrip("="),
-            "urlencoded": quote(key, safe="")}
+    return {
+        "raw": key,
+        "user:key": f"{user}:{key}",
+        "basic": basic,
+        "basic unpadded": basic.rstrip("="),
+        "urlencoded": quote(key, safe=""),
+    }
 
 
 def leaks(text: str, user: str = USER, key: str = KEY) -> list[str]:
@@ -95,9 +100,12 @@ def credentials(no_credentials, monkeypatch):
 @pytest.fixture
 def kaggle():
     state = fake_kaggle_server.FakeKaggle(
-        username=USER, key=KEY,
-        files={"dogs-vs-cats/train.zip": ("train.zip", TRAIN_ZIP),  # competition/file
-               "someone/pet-images": ("pet-images.zip", PETS_ZIP)},  # owner/dataset
+        username=USER,
+        key=KEY,
+        files={
+            "dogs-vs-cats/train.zip": ("train.zip", TRAIN_ZIP),  # competition/file
+            "someone/pet-images": ("pet-images.zip", PETS_ZIP),
+        },  # owner/dataset
     )
     server, thread = fake_kaggle_server.start(state)
     yield state
@@ -105,8 +113,9 @@ def kaggle():
 
 
 def competition(kaggle, dest, **kwargs):
-    return download_from_kaggle(competition="dogs-vs-cats", dataset=None, file_name="train.zip",
-                                dest=dest, endpoint=kaggle.url, **kwargs)
+    return download_from_kaggle(
+        competition="dogs-vs-cats", dataset=None, file_name="train.zip", dest=dest, endpoint=kaggle.url, **kwargs
+    )
 
 
 def test_competition_file(kaggle, credentials, tmp_path):
@@ -116,7 +125,9 @@ def test_competition_file(kaggle, credentials, tmp_path):
         assert archive.testzip() is None
         assert "train/cat.0.jpg" in archive.namelist()
     assert [r.path.split("?")[0] for r in kaggle.requests] == [
-        fake_kaggle_server.COMPETITION_PATH, "/storage/competitions/dogs-vs-cats/train.zip"]
+        fake_kaggle_server.COMPETITION_PATH,
+        "/storage/competitions/dogs-vs-cats/train.zip",
+    ]
     assert kaggle.requests[0].body == {"competitionName": "dogs-vs-cats", "fileName": "train.zip"}
     assert [p.name for p in dest.parent.iterdir()] == ["train.zip"]  # scratch folder cleaned up
 
@@ -129,8 +140,7 @@ def test_competition_file_zipped_again_by_server(kaggle, credentials, tmp_path):
 
 def test_dataset(kaggle, credentials, tmp_path):
     dest = tmp_path / "datasets" / "someone__pet-images.zip"
-    download_from_kaggle(competition=None, dataset="someone/pet-images", file_name=None,
-                         dest=dest, endpoint=kaggle.url)
+    download_from_kaggle(competition=None, dataset="someone/pet-images", file_name=None, dest=dest, endpoint=kaggle.url)
     with zipfile.ZipFile(dest) as archive:
         assert "PetImages/Cat/0.jpg" in archive.namelist()
     assert kaggle.requests[0].path == fake_kaggle_server.DATASET_PATH
@@ -223,8 +233,13 @@ def test_default_endpoint_is_kaggle(credentials, tmp_path, monkeypatch):
 
     monkeypatch.setattr(socket, "getaddrinfo", record)
     with pytest.raises(KaggleDownloadError, match="could not download"):
-        download_from_kaggle(competition="dogs-vs-cats", dataset=None, file_name="train.zip",
-                             dest=tmp_path / "train.zip", endpoint="https://www.kaggle.com")
+        download_from_kaggle(
+            competition="dogs-vs-cats",
+            dataset=None,
+            file_name="train.zip",
+            dest=tmp_path / "train.zip",
+            endpoint="https://www.kaggle.com",
+        )
     assert tried == ["api.kaggle.com"]
 
 
@@ -254,18 +269,33 @@ def test_arguments_are_checked(tmp_path, competition, dataset, file_name, messag
         "header was basic %(basic)s",
         "credentials received: %(user)s:%(key)s",
         "https://host/api?user=%(user)s&auth=%(urlencoded)s",
-        "kaggle.json: {\"username\": \"%(user)s\", \"key\": \"%(key)s\"}",
+        'kaggle.json: {"username": "%(user)s", "key": "%(key)s"}',
         "echo: %(basic)s.",
         "echo: %(basic_unpadded)s.",
         "echo: %(key)s.",
     ],
-    ids=["headers-dict", "json", "raw-header", "basic-lowercase", "decoded", "urlencoded", "kaggle-json",
-         "bare-base64", "bare-base64-unpadded", "bare-key"],
+    ids=[
+        "headers-dict",
+        "json",
+        "raw-header",
+        "basic-lowercase",
+        "decoded",
+        "urlencoded",
+        "kaggle-json",
+        "bare-base64",
+        "bare-base64-unpadded",
+        "bare-key",
+    ],
 )
 def test_mask_hides_every_form_of_a_known_key(text):
     forms = credential_forms(ODD_USER, ODD_KEY)
-    text = text % {"basic": forms["basic"], "basic_unpadded": forms["basic unpadded"], "user": ODD_USER,
-                   "key": ODD_KEY, "urlencoded": forms["urlencoded"]}
+    text = text % {
+        "basic": forms["basic"],
+        "basic_unpadded": forms["basic unpadded"],
+        "user": ODD_USER,
+        "key": ODD_KEY,
+        "urlencoded": forms["urlencoded"],
+    }
     masked = CredentialMask([ODD_KEY], username=ODD_USER)(text)
     assert leaks(masked, ODD_USER, ODD_KEY) == [] and "***" in masked, masked
 
@@ -314,8 +344,9 @@ def test_echoed_credentials_are_masked(echoing_kaggle, odd_credentials, tmp_path
     with pytest.raises(KaggleDownloadError) as error:
         competition(echoing_kaggle, tmp_path / "train.zip")
     message = str(error.value)
-    assert message.startswith("Kaggle download of dogs-vs-cats/train.zip failed (HTTP 500: the server could not "
-                              "handle the request; ") and message.endswith("): rerun later")
+    assert message.startswith(
+        "Kaggle download of dogs-vs-cats/train.zip failed (HTTP 500: the server could not handle the request; "
+    ) and message.endswith("): rerun later")
     assert "***" in message  # the echo came back, masked
     captured = capsys.readouterr()
     for text in (message, caplog.text, captured.out, captured.err):
@@ -339,7 +370,8 @@ def test_a_server_chosen_file_name_is_masked(kaggle, credentials, tmp_path):
 
 
 def test_an_unexpected_failure_is_one_masked_line_with_the_traceback_in_the_log(
-        kaggle, odd_credentials, tmp_path, monkeypatch, caplog):
+    kaggle, odd_credentials, tmp_path, monkeypatch, caplog
+):
     def broken(*args):
         raise TypeError(f"client bug near {ODD_USER}:{ODD_KEY}")
 
@@ -347,8 +379,9 @@ def test_an_unexpected_failure_is_one_masked_line_with_the_traceback_in_the_log(
     monkeypatch.setattr(kaggle_download, "_archive_in", broken)
     with pytest.raises(KaggleDownloadError) as error:
         competition(kaggle, tmp_path / "train.zip")
-    assert str(error.value) == ("downloading dogs-vs-cats/train.zip failed unexpectedly (TypeError: client bug "
-                                "near ***); see the log")
+    assert str(error.value) == (
+        "downloading dogs-vs-cats/train.zip failed unexpectedly (TypeError: client bug near ***); see the log"
+    )
     assert "Traceback (most recent call last)" in caplog.text and "in broken" in caplog.text
     assert leaks(caplog.text, ODD_USER, ODD_KEY) == []
 
@@ -393,10 +426,16 @@ def test_echoed_credentials_never_reach_console_or_log_file(echoing_kaggle, tmp_
                    file_name="train.zip", dest=Path({str(tmp_path / "train.zip")!r}), endpoint={echoing_kaggle.url!r})
     """)
     env = {name: value for name, value in os.environ.items() if not name.startswith("KAGGLE_")}
-    env.update(KAGGLE_USERNAME=ODD_USER, KAGGLE_KEY=ODD_KEY, HOME=str(tmp_path), KAGGLE_CONFIG_DIR=str(tmp_path),
-               PYTHONPATH=str(ROOT / "workflow_scripts"))
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120,
-                            check=False)
+    env.update(
+        KAGGLE_USERNAME=ODD_USER,
+        KAGGLE_KEY=ODD_KEY,
+        HOME=str(tmp_path),
+        KAGGLE_CONFIG_DIR=str(tmp_path),
+        PYTHONPATH=str(ROOT / "workflow_scripts"),
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120, check=False
+    )
     assert result.returncode == 1
     console, log_text = result.stdout + result.stderr, log_file.read_text()
     assert console.startswith("Error: Kaggle download of dogs-vs-cats/train.zip failed (HTTP 500")

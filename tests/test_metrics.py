@@ -9,18 +9,32 @@ import pandas as pd
 import pytest
 
 from cnn_study.metrics import (
-    add_test_results, binomial_ci, collect_epochs, max_drop, read_test_results, run_metrics, write_metrics,
+    add_test_results,
+    binomial_ci,
+    collect_epochs,
+    max_drop,
+    read_test_results,
+    run_metrics,
+    write_metrics,
 )
 
 
 def history(accuracy, warmup=2, loss=None):
     epoch = np.arange(1, len(accuracy) + 1)
     accuracy = np.asarray(accuracy, float)
-    return pd.DataFrame(dict(
-        epoch=epoch, phase=np.where(epoch <= warmup, "frozen", "fine_tune"), accuracy=accuracy,
-        loss=1 - accuracy if loss is None else loss, val_accuracy=accuracy - 0.1, val_loss=1.1 - accuracy,
-        learning_rate=0.001, epoch_seconds=2.0, images_per_second=5.0,
-    ))
+    return pd.DataFrame(
+        dict(
+            epoch=epoch,
+            phase=np.where(epoch <= warmup, "frozen", "fine_tune"),
+            accuracy=accuracy,
+            loss=1 - accuracy if loss is None else loss,
+            val_accuracy=accuracy - 0.1,
+            val_loss=1.1 - accuracy,
+            learning_rate=0.001,
+            epoch_seconds=2.0,
+            images_per_second=5.0,
+        )
+    )
 
 
 def tagged(frame, **keys):
@@ -36,7 +50,8 @@ def test_keys_come_from_the_runs_passed_forward_not_from_the_folders(tmp_path):
     history([0.5, 0.6]).to_csv(path, index=False)
     epochs = collect_epochs([path], [{"model": "inceptionv3", "optimizer": "adam", "lr": "0.01", "seed": 3}])
     assert epochs[["model", "optimizer", "lr", "seed"]].drop_duplicates().values.tolist() == [
-        ["inceptionv3", "adam", 0.01, 3]]
+        ["inceptionv3", "adam", 0.01, 3]
+    ]
     with pytest.raises(ValueError, match="1 histories but 2 runs"):
         collect_epochs([path], [{}, {}])
 

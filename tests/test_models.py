@@ -66,7 +66,11 @@ def write_published_notop(model: keras.Model, path) -> None:
 
 def test_default_and_minimum_sizes():
     assert {name: spec.default_size for name, spec in MODEL_SPECS.items()} == {
-        "resnet50": 224, "inceptionv3": 299, "vgg16": 224, "alexnet": 227, "mobilenetv2": 224,
+        "resnet50": 224,
+        "inceptionv3": 299,
+        "vgg16": 224,
+        "alexnet": 227,
+        "mobilenetv2": 224,
     }
     assert set(APPLICATIONS) | {"alexnet"} == set(MODEL_SPECS)
 
@@ -86,7 +90,7 @@ def test_registry_names_the_keras_application_and_its_preprocessing(model):
     assert APPLICATIONS[model] is application
     x = images(2, 8)
     np.testing.assert_allclose(
-        keras.ops.convert_to_numpy(ImagenetPreprocessing(MODEL_SPECS[model].preprocessing)(x)),
+        keras.ops.convert_to_numpy(preprocessing_layer(MODEL_SPECS[model].preprocessing)(x)),
         module.preprocess_input(x.copy()),
         rtol=1e-6,
         atol=1e-4,
@@ -118,7 +122,11 @@ def test_alexnet_is_five_convolutions_with_classic_feature_map():
     base = build_backbone("alexnet", 227, None)
     convolutions = [layer for layer in base.layers if isinstance(layer, keras.layers.Conv2D)]
     assert [(c.filters, c.kernel_size[0], c.strides[0]) for c in convolutions] == [
-        (96, 11, 4), (256, 5, 1), (384, 3, 1), (384, 3, 1), (256, 3, 1),
+        (96, 11, 4),
+        (256, 5, 1),
+        (384, 3, 1),
+        (384, 3, 1),
+        (256, 3, 1),
     ]
     assert base.output_shape == (None, 6, 6, 256)  # AlexNet's 6x6x256 before the dense layers
     # Random init only: two builds with different seeds differ.
@@ -131,7 +139,10 @@ def test_head_is_pool_bn_dropout_softmax():
     classifier, base = build_model(make_settings("alexnet", classes=["a", "b", "c", "d"]))
     head = classifier.layers[-4:]
     assert [type(layer) for layer in head] == [
-        keras.layers.GlobalAveragePooling2D, keras.layers.BatchNormalization, keras.layers.Dropout, keras.layers.Dense,
+        keras.layers.GlobalAveragePooling2D,
+        keras.layers.BatchNormalization,
+        keras.layers.Dropout,
+        keras.layers.Dense,
     ]
     assert head[2].rate == 0.3
     assert head[3].units == 4 and head[3].activation is keras.activations.softmax
@@ -142,14 +153,18 @@ def test_augmentation_layers_are_switchable_and_inactive_at_inference():
     classifier, _ = build_model(make_settings("alexnet"))
     random_layers = [layer for layer in classifier.layers if layer.name.startswith("random_")]
     assert [type(layer) for layer in random_layers] == [
-        keras.layers.RandomFlip, keras.layers.RandomRotation, keras.layers.RandomZoom,
+        keras.layers.RandomFlip,
+        keras.layers.RandomRotation,
+        keras.layers.RandomZoom,
     ]
     x = images(2, 67)
     augmentation = keras.Sequential(random_layers)
     # Training transforms the images; inference passes them through untouched.
     assert not np.allclose(keras.ops.convert_to_numpy(augmentation(x, training=True)), x)
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(augmentation(x, training=False)), x)
-    plain, _ = build_model(make_settings("alexnet", augmentation={"enabled": False, "flip": "horizontal", "rotation": 0.1, "zoom": 0.1}))
+    plain, _ = build_model(
+        make_settings("alexnet", augmentation={"enabled": False, "flip": "horizontal", "rotation": 0.1, "zoom": 0.1})
+    )
     assert not any(isinstance(layer, keras.layers.RandomFlip) for layer in plain.layers)
     # The same weights without the augmentation layers predict the same at inference.
     plain.set_weights(classifier.get_weights())
@@ -158,7 +173,9 @@ def test_augmentation_layers_are_switchable_and_inactive_at_inference():
         keras.ops.convert_to_numpy(classifier(x, training=False)),
         rtol=1e-6,
     )
-    no_zoom, _ = build_model(make_settings("alexnet", augmentation={"enabled": True, "flip": "vertical", "rotation": 0.0, "zoom": 0.0}))
+    no_zoom, _ = build_model(
+        make_settings("alexnet", augmentation={"enabled": True, "flip": "vertical", "rotation": 0.0, "zoom": 0.0})
+    )
     kinds = [type(layer) for layer in no_zoom.layers]
     assert keras.layers.RandomFlip in kinds and keras.layers.RandomZoom not in kinds
     assert no_zoom.get_layer(index=1).mode == "vertical"

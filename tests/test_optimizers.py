@@ -52,8 +52,13 @@ def test_config_check_does_not_import_keras():
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('keras', 'tensorflow', 'torch', 'jax')))"
     )
     scripts = Path(__file__).resolve().parents[1] / "workflow_scripts"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                            env={**os.environ, "PYTHONPATH": str(scripts)})
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(scripts)},
+    )
     assert result.stdout.strip() == "[]"
 
 
@@ -88,8 +93,11 @@ def test_config_params_override_defaults():
     "name, params, words",
     [
         ("adam", {"betta_1": 0.8}, "unknown key optimizers.adam.betta_1: keras.optimizers.Adam takes beta_1, "),
-        ("sgd_momentum", {"momentun": 0.8},
-         "unknown key optimizers.sgd_momentum.momentun: keras.optimizers.SGD takes momentum, nesterov, weight_decay"),
+        (
+            "sgd_momentum",
+            {"momentun": 0.8},
+            "unknown key optimizers.sgd_momentum.momentun: keras.optimizers.SGD takes momentum, nesterov, weight_decay",
+        ),
         ("sgd", {"momentum": 2.0}, "invalid config: optimizers.sgd: "),
         ("sgd", {"learning_rate": 0.1}, "grid.learning_rates"),
         ("lion", {}, "unknown optimizer"),

@@ -96,8 +96,11 @@ def test_the_gpu_setup_installs_what_the_cpu_setup_does_with_the_cuda_builds():
     assert gpu == (cpu - {"tensorflow-cpu"}) | {"jax", "jaxlib"}
     extras = {canonicalize_name(r.name): r.extras for r in requirements(REPO / "requirements-gpu.txt")}
     assert extras["tensorflow"] == {"and-cuda"} and extras["jax"] == {"cuda12"}
-    env = {canonicalize_name(Requirement(spec).name) for spec, kind in env_specs(REPO / "envs" / "train-gpu.yaml")
-           if kind == "pip"}
+    env = {
+        canonicalize_name(Requirement(spec).name)
+        for spec, kind in env_specs(REPO / "envs" / "train-gpu.yaml")
+        if kind == "pip"
+    }
     assert {"tensorflow", "jax", "keras"} <= env
 
 
@@ -150,9 +153,29 @@ def pip_resolve(lines: list[str], platform: str, target, *extra: str) -> tuple[d
     unreachable). A resolution that fails for another reason fails the test, with pip's error."""
     tags, markers = PLATFORMS[platform]
     command = [
-        sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet", "--report", "-",
-        "--target", str(target), "--python-version", "3.11", "--implementation", "cp", "--only-binary=:all:",
-        "--retries", "1", "--timeout", "30", *(f"--platform={tag}" for tag in tags), *extra, *lines,
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--dry-run",
+        "--ignore-installed",
+        "--quiet",
+        "--report",
+        "-",
+        "--target",
+        str(target),
+        "--python-version",
+        "3.11",
+        "--implementation",
+        "cp",
+        "--only-binary=:all:",
+        "--retries",
+        "1",
+        "--timeout",
+        "30",
+        *(f"--platform={tag}" for tag in tags),
+        *extra,
+        *lines,
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=900)
     if result.returncode == 0:
@@ -181,8 +204,12 @@ def resolve_setup(setup: str, tmp_path) -> tuple[dict, dict] | str:
         if unreachable:
             return unreachable
         # Public versions: a local build such as torch 2.13.0+cpu satisfies the pin 2.13.0.
-        reports.append({canonicalize_name(item["metadata"]["name"]): Version(item["metadata"]["version"]).public
-                        for item in report["install"]})
+        reports.append(
+            {
+                canonicalize_name(item["metadata"]["name"]): Version(item["metadata"]["version"]).public
+                for item in report["install"]
+            }
+        )
     return tuple(reports)
 
 
@@ -204,8 +231,10 @@ def test_the_pins_resolve_for_each_platform(resolutions, setup):
         pytest.skip(result)
     pins, full = result if len(result) == 2 else (result[0], None)
     platform, files = SETUPS[setup]
-    expected = {canonicalize_name(Requirement(line).name): pinned_version(Requirement(line))
-                for line in for_platform(files, PLATFORMS[platform][1])}
+    expected = {
+        canonicalize_name(Requirement(line).name): pinned_version(Requirement(line))
+        for line in for_platform(files, PLATFORMS[platform][1])
+    }
     assert pins == expected  # each pin alone, at its version, has a wheel for the platform
     if full is None:
         return

@@ -22,13 +22,15 @@ PROTOCOL = {"mode": "fine_tune", "warmup_epochs": 2, "unfreeze_top_layers": "all
 
 def history_rows(epochs, first_epoch, seconds=(30.0, 10.0, 10.0, 12.0, 10.0, 10.0)):
     """History rows as CSVLogger (epoch from 0) or history.csv (from 1) has them."""
-    return pd.DataFrame({
-        "epoch": [first_epoch + i for i in range(epochs)],
-        "phase": ["frozen" if i < 2 else "fine_tune" for i in range(epochs)],
-        "accuracy": [0.5 + 0.05 * i for i in range(epochs)],
-        "val_accuracy": [0.5 + 0.04 * i for i in range(epochs)],
-        "epoch_seconds": list(seconds[:epochs]),
-    })
+    return pd.DataFrame(
+        {
+            "epoch": [first_epoch + i for i in range(epochs)],
+            "phase": ["frozen" if i < 2 else "fine_tune" for i in range(epochs)],
+            "accuracy": [0.5 + 0.05 * i for i in range(epochs)],
+            "val_accuracy": [0.5 + 0.04 * i for i in range(epochs)],
+            "epoch_seconds": list(seconds[:epochs]),
+        }
+    )
 
 
 def finished(run_dir, epochs=6):
@@ -84,7 +86,9 @@ def test_epochs_done_counts_the_backup_when_the_history_lags(tmp_path):
     assert status["epoch"] == 4 and status["eta_seconds"] == 2 * status["seconds_per_epoch"]
 
 
-GRID = [{"model": m, "optimizer": o, "lr": "0.001", "seed": 0} for m in ("resnet50", "inceptionv3") for o in ("sgd", "adam")]
+GRID = [
+    {"model": m, "optimizer": o, "lr": "0.001", "seed": 0} for m in ("resnet50", "inceptionv3") for o in ("sgd", "adam")
+]
 
 
 def test_grid_table_and_eta(tmp_path):
@@ -132,8 +136,16 @@ def test_command_prints_the_demo_grid(tmp_path):
     (tmp_path / "config.yaml").write_text((ROOT / "config.yaml").read_text())
     finished(tmp_path / "results/runs/resnet50/sgd/lr0.001/seed0", epochs=3)
     result = subprocess.run(
-        [sys.executable, str(ROOT / "workflow_scripts" / "progress.py"), "--configfile", str(ROOT / "configs/demo.yaml")],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            str(ROOT / "workflow_scripts" / "progress.py"),
+            "--configfile",
+            str(ROOT / "configs/demo.yaml"),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     demo_epochs = yaml.safe_load((ROOT / "configs/demo.yaml").read_text())["training"]["epochs"]

@@ -30,9 +30,15 @@ CLASSES = ["cat", "dog"]
 
 def make_settings(model="resnet50", size=32):
     return {
-        "model": model, "input_size": size, "weights": "none", "seed": 0, "classes": CLASSES,
-        "optimizer": "adam", "epochs": 1,
-        "head": {"dropout": 0.5}, "augmentation": {"enabled": True, "flip": "horizontal", "rotation": 0.1, "zoom": 0.1},
+        "model": model,
+        "input_size": size,
+        "weights": "none",
+        "seed": 0,
+        "classes": CLASSES,
+        "optimizer": "adam",
+        "epochs": 1,
+        "head": {"dropout": 0.5},
+        "augmentation": {"enabled": True, "flip": "horizontal", "rotation": 0.1, "zoom": 0.1},
     }
 
 
@@ -109,7 +115,9 @@ def test_load_run_model_gives_the_same_predictions_for_every_keep_mode(tmp_path,
     images = rgb_images(3, 32, seed=1).astype("float32")
     expected = keras.ops.convert_to_numpy(trained(images, training=False))
     loaded = load_run_model(run)
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(images, training=False)), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(loaded(images, training=False)), expected, rtol=1e-5, atol=1e-6
+    )
 
 
 def test_load_run_model_names_what_is_missing(tmp_path, trained):
@@ -142,7 +150,11 @@ def test_model_keras_loads_and_predicts_in_a_plain_keras_process(tmp_path, train
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"
     result = subprocess.run(
         [sys.executable, "-c", PLAIN_KERAS, str(run / "model.keras"), "images.npy", "out.npy"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     expected = keras.ops.convert_to_numpy(trained(images.astype("float32"), training=False))
@@ -178,7 +190,9 @@ def test_predict_writes_one_row_per_image_with_the_runs_classes(tmp_path, traine
 
     first = resize_rgb(Image.open(tmp_path / "photos" / "photo0.jpg").convert("RGB"), 32)[None].astype("float32")
     expected = keras.ops.convert_to_numpy(trained(first, training=False))[0]
-    np.testing.assert_allclose([float(rows[0]["probability_kitten"]), float(rows[0]["probability_puppy"])], expected, atol=2e-6)
+    np.testing.assert_allclose(
+        [float(rows[0]["probability_kitten"]), float(rows[0]["probability_puppy"])], expected, atol=2e-6
+    )
     assert not list((tmp_path / "out").glob("*.partial"))
 
 
@@ -207,11 +221,14 @@ def test_batch_norm_momentum_reaches_every_batch_normalization_layer():
     assert default.get_layer("head_bn").momentum == 0.99
 
 
-@pytest.mark.parametrize("keep, present, absent", [
-    ("weights", "model.weights.h5", "model.keras"),
-    ("none", "run.json", "model."),
-    ("model", "model.keras", "model.weights.h5"),
-])
+@pytest.mark.parametrize(
+    "keep, present, absent",
+    [
+        ("weights", "model.weights.h5", "model.keras"),
+        ("none", "run.json", "model."),
+        ("model", "model.keras", "model.weights.h5"),
+    ],
+)
 def test_train_rule_outputs_follow_training_keep(tmp_path, keep, present, absent):
     from helpers import copy_workflow, snakemake
 

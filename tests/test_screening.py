@@ -13,14 +13,18 @@ import numpy as np
 import pytest
 import yaml
 from PIL import Image, ImageFile
-from photo_fixtures import encode, jpeg, photo
 
 from cnn_study import screening
 from cnn_study.screening import decode_rgb, near_duplicate_keepers, phash, screen_image
+from photo_fixtures import encode, jpeg, photo
 
 ROOT = Path(__file__).resolve().parents[1]
 REASONS = {
-    "zero bytes", "not an image", "truncated or undecodable", "too large", "smaller than minimum size",
+    "zero bytes",
+    "not an image",
+    "truncated or undecodable",
+    "too large",
+    "smaller than minimum size",
 }
 
 
@@ -71,8 +75,18 @@ def test_good_jpeg_is_usable_and_described():
         (encode(photo(1, size=(20, 20))), "smaller than minimum size"),
         (encode(photo(1, size=(200, 31))), "smaller than minimum size"),
     ],
-    ids=["zero", "truncated-half", "truncated-tail", "header-only", "truncated-png", "text", "html", "eps",
-         "small", "thin"],
+    ids=[
+        "zero",
+        "truncated-half",
+        "truncated-tail",
+        "header-only",
+        "truncated-png",
+        "text",
+        "html",
+        "eps",
+        "small",
+        "thin",
+    ],
 )
 def test_each_kind_of_bad_file_gets_a_reason(data, reason):
     result = screen(data)
@@ -82,8 +96,14 @@ def test_each_kind_of_bad_file_gets_a_reason(data, reason):
 
 @pytest.mark.parametrize(
     "data",
-    [b"\xff\xd8\xff" + bytes(50), b"\x89PNG\r\n\x1a\n" + bytes(40), b"GIF89a\x00", b"BM" + bytes(10),
-     b"II*\x00" + bytes(20), jpeg(1)[:4]],
+    [
+        b"\xff\xd8\xff" + bytes(50),
+        b"\x89PNG\r\n\x1a\n" + bytes(40),
+        b"GIF89a\x00",
+        b"BM" + bytes(10),
+        b"II*\x00" + bytes(20),
+        jpeg(1)[:4],
+    ],
     ids=["jpeg", "png", "gif", "bmp", "tiff", "jpeg-4-bytes"],
 )
 def test_a_known_signature_with_an_unreadable_header_is_damaged_not_a_non_image(data):
@@ -112,8 +132,12 @@ def test_truncated_is_rejected_even_when_pillow_is_told_to_load_truncated_images
 def test_decompression_bomb_header_is_rejected_not_raised():
     # A PNG claiming 100,000 x 100,000 pixels with almost no data: Pillow refuses it at open.
     header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
-    data = (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header)
-            + png_chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + png_chunk(b"IEND", b""))
+    data = (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", header)
+        + png_chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + png_chunk(b"IEND", b"")
+    )
     result = screen(data)
     assert (result.reason, result.width, result.height) == ("too large", 0, 0)  # refused at open, undecoded
     assert result.detail.startswith("DecompressionBombError: Image size (10000000000 pixels) exceeds limit")
@@ -200,8 +224,9 @@ def test_other_modes_and_formats_are_converted_not_dropped(name):
     assert image.mode == "RGB" and image.size == (96, 80)
 
 
-@pytest.mark.parametrize("name", ["grayscale-jpeg", "cmyk-jpeg", "palette-png", "png-named-jpg", "gif-named-jpg",
-                                  "rgba-png", "la-png"])
+@pytest.mark.parametrize(
+    "name", ["grayscale-jpeg", "cmyk-jpeg", "palette-png", "png-named-jpg", "gif-named-jpg", "rgba-png", "la-png"]
+)
 def test_converted_copies_hash_like_the_original(name):
     original = screen(jpeg(6)).phash
     assert distance(original, screen(CONVERSIONS[name][0]()).phash) <= default_threshold()

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from helpers import copy_workflow, snakemake
-from photo_fixtures import competition_members, encode, jpeg, petimages_members, photo, write_folder, write_zip
 
 from cnn_study.screening import screen_image
 from cnn_study.selection import MANIFEST_COLUMNS, SelectionError, mark_duplicates, select_images
+from helpers import copy_workflow, snakemake
+from photo_fixtures import competition_members, encode, jpeg, petimages_members, photo, write_folder, write_zip
 
 CLASSES = ["cat", "dog"]
 MINI_ARCHIVE = Path(__file__).resolve().parents[1] / "../shared/data/dogs-vs-cats-mini/train.zip"
@@ -23,9 +23,16 @@ MINI_ARCHIVE = Path(__file__).resolve().parents[1] / "../shared/data/dogs-vs-cat
 def select(tmp_path, source, n_train=4, n_val=2, seed=0, distance=6, picklist=None, out="out", classes=CLASSES):
     out = tmp_path / out
     rows = select_images(
-        source_path=source, manifest_path=out / "manifest.csv", rejected_path=out / "rejected.csv",
-        classes=classes, n_train=n_train, n_val=n_val, seed=seed, min_size=32,
-        near_duplicate_distance=distance, picklist=picklist,
+        source_path=source,
+        manifest_path=out / "manifest.csv",
+        rejected_path=out / "rejected.csv",
+        classes=classes,
+        n_train=n_train,
+        n_val=n_val,
+        seed=seed,
+        min_size=32,
+        near_duplicate_distance=distance,
+        picklist=picklist,
     )
     return rows, (out / "manifest.csv").read_bytes(), read_csv(out / "rejected.csv")
 
@@ -137,8 +144,9 @@ def test_a_failed_pick_in_snakemake_keeps_the_reasons_it_names(tmp_path):
     members["train/cat.3.jpg"] = b""
     write_folder(tmp_path / "wf" / "photos", members)
     workdir = copy_workflow(tmp_path / "wf")
-    result = snakemake(workdir, "--cores", "1", "results/data/manifest.csv", "--config", "dataset={source: photos}",
-                       check=False)
+    result = snakemake(
+        workdir, "--cores", "1", "results/data/manifest.csv", "--config", "dataset={source: photos}", check=False
+    )
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert "Error: too few usable images: cat 3 usable of 4; dog 3 usable of 3;" in output
@@ -162,15 +170,17 @@ def test_a_failed_picklist_keeps_the_reasons_too(tmp_path):
 
 def test_bad_files_are_listed_with_reasons_and_counted_in_the_log(tmp_path, caplog):
     members = competition_members(7)
-    members.update({
-        "train/cat.100.jpg": b"",
-        "train/cat.101.jpg": jpeg(100)[:-300],
-        "train/cat.102.jpg": b"GIF? no, a text file",
-        "train/dog.103.jpg": encode(photo(103, size=(20, 20))),
-        "train/dog.104.jpg": encode(photo(104).convert("CMYK")),
-        "train/dog.105.jpg": encode(photo(105), "PNG"),
-        "train/Thumbs.db": b"\x00junk",
-    })
+    members.update(
+        {
+            "train/cat.100.jpg": b"",
+            "train/cat.101.jpg": jpeg(100)[:-300],
+            "train/cat.102.jpg": b"GIF? no, a text file",
+            "train/dog.103.jpg": encode(photo(103, size=(20, 20))),
+            "train/dog.104.jpg": encode(photo(104).convert("CMYK")),
+            "train/dog.105.jpg": encode(photo(105), "PNG"),
+            "train/Thumbs.db": b"\x00junk",
+        }
+    )
     with caplog.at_level(logging.INFO, logger="cnn_study.selection"):
         rows, _, rejected = select(tmp_path, write_zip(tmp_path / "train.zip", members))
     reasons = {r["file"]: r["reason"] for r in rejected}
@@ -180,7 +190,7 @@ def test_bad_files_are_listed_with_reasons_and_counted_in_the_log(tmp_path, capl
         "train/cat.102.jpg": "not an image",
         "train/dog.103.jpg": "smaller than minimum size",
     }
-    assert list(rejected[0]) [:2] == ["file", "reason"]
+    assert list(rejected[0])[:2] == ["file", "reason"]
     log = caplog.text
     assert "competition layout, 20 candidate images (cat 10, dog 10)" in log
     for reason in ("zero bytes", "truncated or undecodable", "not an image", "smaller than minimum size"):
@@ -190,7 +200,7 @@ def test_bad_files_are_listed_with_reasons_and_counted_in_the_log(tmp_path, capl
 
 
 def test_converted_images_record_their_original_mode(tmp_path):
-    sixteen_bit = Image.fromarray((np.asarray(photo(7).convert("L"), dtype=np.uint16) * 257))
+    sixteen_bit = Image.fromarray(np.asarray(photo(7).convert("L"), dtype=np.uint16) * 257)
     members = {
         "train/cat.0.jpg": encode(photo(0).convert("L")),
         "train/cat.1.jpg": encode(photo(1).convert("CMYK")),
@@ -204,8 +214,14 @@ def test_converted_images_record_their_original_mode(tmp_path):
     rows, _, rejected = select(tmp_path, write_zip(tmp_path / "train.zip", members), n_train=3, n_val=1)
     assert rejected == []
     assert {r["file"]: r["original_mode"] for r in rows} == {
-        "train/cat.0.jpg": "L", "train/cat.1.jpg": "CMYK", "train/cat.2.jpg": "P", "train/cat.3.jpg": "P",
-        "train/dog.0.jpg": "RGBA", "train/dog.1.jpg": "LA", "train/dog.2.jpg": "I;16", "train/dog.3.jpg": "RGB",
+        "train/cat.0.jpg": "L",
+        "train/cat.1.jpg": "CMYK",
+        "train/cat.2.jpg": "P",
+        "train/cat.3.jpg": "P",
+        "train/dog.0.jpg": "RGBA",
+        "train/dog.1.jpg": "LA",
+        "train/dog.2.jpg": "I;16",
+        "train/dog.3.jpg": "RGB",
     }
 
 
@@ -337,8 +353,13 @@ def test_picklist_is_used_as_given(tmp_path):
     members, original, copy = leaky_members()
     source = write_zip(tmp_path / "train.zip", members)
     # Picking the copy alone is fine: preferred, it is kept and the original is the duplicate.
-    entries = [("train/cat.0.jpg", "train"), (copy, "train"), ("train/dog.1.jpg", "train"),
-               ("train/cat.5.jpg", "val"), ("train/dog.6.jpg", "val")]
+    entries = [
+        ("train/cat.0.jpg", "train"),
+        (copy, "train"),
+        ("train/dog.1.jpg", "train"),
+        ("train/cat.5.jpg", "val"),
+        ("train/dog.6.jpg", "val"),
+    ]
     rows, _, rejected = select(tmp_path, source, picklist=write_picklist(tmp_path, entries))
     assert sorted((r["file"], r["split"]) for r in rows) == sorted(entries)
     assert {r["file"]: r["kept"] for r in rejected} == {original: copy}
@@ -351,7 +372,10 @@ def test_picklist_is_used_as_given(tmp_path):
         ([("train/cat.1.jpg", "test")], "split 'test' of train/cat.1.jpg must be train or val"),
         ([("train/cat.99.jpg", "train")], "train/cat.99.jpg is unusable (zero bytes)"),
         ([("train/cat.1.jpg", "train"), ("train/cat.1.jpg", "val")], "listed twice (also on line 2)"),
-        ([("train/cat.3.jpg", "train"), ("train/cat.77.jpg", "val")], "train/cat.77.jpg is a near duplicate of train/cat.3.jpg (line 2"),
+        (
+            [("train/cat.3.jpg", "train"), ("train/cat.77.jpg", "val")],
+            "train/cat.77.jpg is a near duplicate of train/cat.3.jpg (line 2",
+        ),
         ([("train/cat.1.jpg", "train"), ("train/cat.2.jpg", "train")], "no image is picked for val"),
     ],
     ids=["unknown", "bad-split", "unusable", "listed-twice", "duplicate-pair", "no-val"],
@@ -359,7 +383,9 @@ def test_picklist_is_used_as_given(tmp_path):
 def test_picklist_validation(tmp_path, entries, message):
     members, _, _ = leaky_members()
     members["train/cat.99.jpg"] = b""
-    padding = [("train/dog.0.jpg", "train"), ("train/dog.1.jpg", "val")] if message != "no image is picked for val" else []
+    padding = (
+        [("train/dog.0.jpg", "train"), ("train/dog.1.jpg", "val")] if message != "no image is picked for val" else []
+    )
     picklist = write_picklist(tmp_path, entries + padding)
     with pytest.raises(SelectionError) as error:
         select(tmp_path, write_zip(tmp_path / "train.zip", members), picklist=picklist)

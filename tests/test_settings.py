@@ -84,8 +84,11 @@ def test_semantic_errors_are_one_line_naming_the_key(config):
 
 @pytest.mark.parametrize(
     "optimizer, params, key",
-    [("sgd", {"momentun": 0.9}, "sgd.momentun"), ("rmsprop", {"rho": 0.9, "betta": 1}, "rmsprop.betta"),
-     ("adamw", {"beta_1": 0.8, "nesterov": True}, "adamw.nesterov")],
+    [
+        ("sgd", {"momentun": 0.9}, "sgd.momentun"),
+        ("rmsprop", {"rho": 0.9, "betta": 1}, "rmsprop.betta"),
+        ("adamw", {"beta_1": 0.8, "nesterov": True}, "adamw.nesterov"),
+    ],
 )
 def test_mistyped_optimizer_keyword_is_one_line_naming_it(config, optimizer, params, key):
     config["optimizers"][optimizer] = params
@@ -139,10 +142,17 @@ def test_yaml_syntax_errors_in_overlays_can_be_located_as_the_readme_says(tmp_pa
     result = snakemake(workdir, "-n", "--configfile", "more_seeds.yaml", check=False)
     assert result.returncode != 0 and "Config file is not valid JSON or YAML" in result.stdout + result.stderr
     assert "more_seeds.yaml" not in result.stdout + result.stderr
-    (command,) = re.findall(r"^`(python3 -c .*yaml\.safe_load.*more_seeds\.yaml)`$", (REPO / "README.md").read_text(),
-                            re.MULTILINE)
-    located = subprocess.run(command.replace("python3", sys.executable, 1), shell=True, cwd=workdir,
-                             capture_output=True, text=True, check=False)
+    (command,) = re.findall(
+        r"^`(python3 -c .*yaml\.safe_load.*more_seeds\.yaml)`$", (REPO / "README.md").read_text(), re.MULTILINE
+    )
+    located = subprocess.run(
+        command.replace("python3", sys.executable, 1),
+        shell=True,
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert located.returncode != 0
     assert located.stderr.rstrip().endswith('in "more_seeds.yaml", line 3, column 9'), located.stderr
 

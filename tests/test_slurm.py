@@ -50,9 +50,7 @@ def slurm_command(*extra: str, overlays: tuple[Path, ...] = ()) -> list[str]:
 
 
 def run(cmd: list[str], cwd: Path, env: dict, timeout: float) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
-    )
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     (cwd / "snakemake.out").write_text(
         f"$ {' '.join(cmd)}\n--- stdout ---\n{proc.stdout}\n--- stderr ---\n{proc.stderr}"
     )
@@ -60,9 +58,7 @@ def run(cmd: list[str], cwd: Path, env: dict, timeout: float) -> subprocess.Comp
 
 
 def describe(proc: subprocess.CompletedProcess, cluster=None) -> str:
-    text = f"rc={proc.returncode}\n--- snakemake stderr (tail) ---\n" + "\n".join(
-        proc.stderr.splitlines()[-80:]
-    )
+    text = f"rc={proc.returncode}\n--- snakemake stderr (tail) ---\n" + "\n".join(proc.stderr.splitlines()[-80:])
     if cluster is not None:
         text += "\n--- squeue --states=all ---\n" + cluster.squeue_all()
     return text
@@ -128,7 +124,14 @@ def test_profile_submits_through_sbatch(slurm_cluster, tmp_path):
 # ---- the real workflow -------------------------------------------------------------------------
 
 WORKFLOW_ITEMS = (
-    "Snakefile", "rules", "workflow_scripts", "schemas", "envs", "configs", "config.yaml", "report",
+    "Snakefile",
+    "rules",
+    "workflow_scripts",
+    "schemas",
+    "envs",
+    "configs",
+    "config.yaml",
+    "report",
 )
 DEMO_CONFIG = "configs/demo.yaml"
 TIMING_COLUMNS = {"epoch_seconds", "images_per_second"}
@@ -210,13 +213,9 @@ def test_demo_through_slurm_matches_local(slurm_cluster, tmp_path):
     # The reference: a plain local run, alongside the Slurm run (its jobs mostly wait).
     local_cmd = [*SNAKEMAKE, "--cores", "2", "--configfile", *configs]
     local_out = (local_dir / "snakemake.out").open("w")
-    local = subprocess.Popen(
-        local_cmd, cwd=local_dir, stdout=local_out, stderr=subprocess.STDOUT, text=True
-    )
+    local = subprocess.Popen(local_cmd, cwd=local_dir, stdout=local_out, stderr=subprocess.STDOUT, text=True)
     try:
-        proc = run(
-            slurm_command("--configfile", *configs), slurm_dir, slurm_cluster.env, timeout=900
-        )
+        proc = run(slurm_command("--configfile", *configs), slurm_dir, slurm_cluster.env, timeout=900)
     finally:
         local_rc = local.wait(timeout=900)
         local_out.close()
@@ -271,9 +270,20 @@ def test_train_time_limit_retry_resumes(slurm_cluster, tmp_path):
     write_yaml(workdir / "calibrate_seed.yaml", {"grid": {"seeds": [1]}})
     calib = RUN_DIR.format(model="alexnet", optimizer="sgd", lr="0.001", seed=1)
     proc = run(
-        [*SNAKEMAKE, "--cores", "2", "--configfile", DEMO_CONFIG, "calibrate.yaml",
-         "calibrate_seed.yaml", "--", f"{calib}/history.csv"],
-        workdir, slurm_cluster.env, timeout=300,
+        [
+            *SNAKEMAKE,
+            "--cores",
+            "2",
+            "--configfile",
+            DEMO_CONFIG,
+            "calibrate.yaml",
+            "calibrate_seed.yaml",
+            "--",
+            f"{calib}/history.csv",
+        ],
+        workdir,
+        slurm_cluster.env,
+        timeout=300,
     )
     assert proc.returncode == 0, describe(proc)
     # The fastest epoch after the first (which traces the graph): err towards too many epochs.
@@ -289,9 +299,12 @@ def test_train_time_limit_retry_resumes(slurm_cluster, tmp_path):
     ).parent
     run_dir = RUN_DIR.format(model="alexnet", optimizer="sgd", lr="0.001", seed=0)
     proc = run(
-        slurm_command("--configfile", DEMO_CONFIG, "long.yaml", "--", f"{run_dir}/history.csv",
-                      overlays=(timeout_overlay,)),
-        workdir, slurm_cluster.env, timeout=600,
+        slurm_command(
+            "--configfile", DEMO_CONFIG, "long.yaml", "--", f"{run_dir}/history.csv", overlays=(timeout_overlay,)
+        ),
+        workdir,
+        slurm_cluster.env,
+        timeout=600,
     )
     assert proc.returncode == 0, describe(proc, slurm_cluster)
     # The cluster has no accounting: the workflow checked that squeue will see the jobs finish.
@@ -304,9 +317,7 @@ def test_train_time_limit_retry_resumes(slurm_cluster, tmp_path):
         f"one Slurm job only ({ids}): the run of {epochs} epochs finished within the first "
         "attempt's 1-minute limit; raise WORK_SECONDS\n" + describe(proc, slurm_cluster)
     )
-    states = {
-        line.split("|")[0]: line.split("|")[2] for line in slurm_cluster.squeue_all().splitlines()
-    }
+    states = {line.split("|")[0]: line.split("|")[2] for line in slurm_cluster.squeue_all().splitlines()}
     assert states.get(ids[0]) == "TIMEOUT", states
     assert "DUE TO TIME LIMIT" in logs[ids[0]].read_text()
     assert states.get(ids[-1]) == "COMPLETED", states
@@ -329,20 +340,21 @@ def test_train_time_limit_retry_resumes(slurm_cluster, tmp_path):
     full_logs = {p.name: p.read_text(errors="replace") for p in attempts.glob("attempt*.log")}
     assert sorted(full_logs) == sorted(f"attempt{n}-slurm{job}.log" for n, job in enumerate(ids, 1))
     first = full_logs[f"attempt1-slurm{ids[0]}.log"]
-    assert re.search(r"Epoch (\d+)/%d" % epochs, first) and "resuming at epoch" not in first, first[-2000:]
+    assert re.search(rf"Epoch (\d+)/{epochs}", first) and "resuming at epoch" not in first, first[-2000:]
     summary = rule_log.read_text().splitlines()
     assert f"attempt {len(ids)} (Slurm job {ids[-1]} on " in summary[0], summary
     assert summary[-1] == f"finished: all {epochs} epochs", summary
 
     # The timed-out attempt on the console: a few lines with the rule, Slurm state, wildcards, the epoch
     # reached and where its full log is; not the Slurm log's Snakemake wrapper output.
-    block = proc.stderr[proc.stderr.index("Error in rule train:"):]
-    block = block[:block.index("Trying to restart job")]
+    block = proc.stderr[proc.stderr.index("Error in rule train:") :]
+    block = block[: block.index("Trying to restart job")]
     assert f"SLURM-job '{ids[0]}' failed, SLURM status is: 'TIMEOUT'" in block, block
     assert f"model=alexnet, optimizer=sgd, lr=0.001, seed=0: attempt 1 (Slurm job {ids[0]} on " in block, block
     assert f"full log of this attempt: {attempts.relative_to(workdir)}/attempt1-slurm{ids[0]}.log" in block, block
-    stopped = re.search(r"stopped by SIGTERM \(Slurm's time limit, scancel or preemption\) after epoch (\d+) of "
-                        + str(epochs), block)
+    stopped = re.search(
+        r"stopped by SIGTERM \(Slurm's time limit, scancel or preemption\) after epoch (\d+) of " + str(epochs), block
+    )
     assert stopped, block
     assert "SNAKEMAKE" not in block and len(block.splitlines()) < 25, block
 
@@ -354,8 +366,8 @@ def test_train_time_limit_retry_resumes(slurm_cluster, tmp_path):
     assert 1 < resumed[-1] <= epochs
     if len(ids) == 2:
         assert resumed[-1] == int(stopped.group(1)) + 1
-    after = text[text.rfind("resuming at epoch"):]
-    first_epoch_after = re.search(r"Epoch (\d+)/%d" % epochs, after)
+    after = text[text.rfind("resuming at epoch") :]
+    first_epoch_after = re.search(rf"Epoch (\d+)/{epochs}", after)
     assert first_epoch_after and int(first_epoch_after.group(1)) == resumed[-1], after[:2000]
 
 

@@ -121,6 +121,7 @@ def test_check_executor_asks_scontrol_and_stops_a_hanging_setup():
 
 def test_check_executor_passes_the_profile_values_on():
     run = fake_run(stdout=scontrol(min_job_age="100 sec"))
+
     def which(name):
         return f"/usr/bin/{name}"
 
@@ -177,10 +178,18 @@ def job_error_output(tmp_path, state: str) -> str:
     logger.error(
         message,
         extra=dict(
-            event=LogEvent.JOB_ERROR, rule_name="train", jobid=0, input=["cache.npy"], output=["history.csv"],
+            event=LogEvent.JOB_ERROR,
+            rule_name="train",
+            jobid=0,
+            input=["cache.npy"],
+            output=["history.csv"],
             rule_msg=message,
-            log=[str(own_log), str(slurm_log)], aux={"external_jobid": "17"}, conda_env=None,
-            container_img=None, shellcmd=None, indent=False,
+            log=[str(own_log), str(slurm_log)],
+            aux={"external_jobid": "17"},
+            conda_env=None,
+            container_img=None,
+            shellcmd=None,
+            indent=False,
         ),
     )
     return stream.getvalue()

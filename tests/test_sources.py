@@ -8,11 +8,11 @@ import tracemalloc
 import zipfile
 
 import pytest
-from photo_fixtures import competition_members, jpeg, petimages_members, write_folder, write_zip
 
 from cnn_study import sources
 from cnn_study.selection import screen_source, select_images
 from cnn_study.sources import ImageSource, SourceError, check_member_name
+from photo_fixtures import competition_members, jpeg, petimages_members, write_folder, write_zip
 
 CLASSES = ["cat", "dog"]
 
@@ -51,7 +51,9 @@ def test_petimages_layout(tmp_path, kind):
         assert layout == "petimages"
         # Folder names Cat/Dog map onto the configured classes case-insensitively.
         assert {(c.file, c.label) for c in candidates} == {
-            (f"PetImages/{folder}/{n}.jpg", label) for folder, label in (("Cat", "cat"), ("Dog", "dog")) for n in range(3)
+            (f"PetImages/{folder}/{n}.jpg", label)
+            for folder, label in (("Cat", "cat"), ("Dog", "dog"))
+            for n in range(3)
         }
 
 
@@ -221,8 +223,17 @@ def test_bomb_reason_lands_in_rejected_csv(tmp_path):
         archive.writestr("train/dog.9.jpg", bytes(2 * 2**20))
     forge_declared_size(path, "train/cat.2.jpg", 2**31)
     out = tmp_path / "out"
-    select_images(source_path=path, manifest_path=out / "manifest.csv", rejected_path=out / "rejected.csv",
-                  classes=CLASSES, n_train=1, n_val=1, seed=0, min_size=8, near_duplicate_distance=6)
+    select_images(
+        source_path=path,
+        manifest_path=out / "manifest.csv",
+        rejected_path=out / "rejected.csv",
+        classes=CLASSES,
+        n_train=1,
+        n_val=1,
+        seed=0,
+        min_size=8,
+        near_duplicate_distance=6,
+    )
     with open(out / "rejected.csv", newline="") as handle:
         reasons = {row["file"]: row["reason"] for row in csv.DictReader(handle)}
     assert reasons == {"train/cat.2.jpg": "file too large", "train/dog.9.jpg": "implausible compression ratio"}
@@ -235,7 +246,9 @@ def test_large_file_in_a_folder_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(sources, "MAX_MEMBER_BYTES", 4000)
     by_file = screened_by_file(folder)
     assert (by_file["train/cat.9.jpg"].reason, by_file["train/cat.9.jpg"].detail) == (
-        "file too large", "5000 bytes, over the limit of 4000")
+        "file too large",
+        "5000 bytes, over the limit of 4000",
+    )
     assert by_file["train/cat.0.jpg"].reason is None  # photos of about 3 kB still pass
 
 

@@ -22,8 +22,12 @@ pytestmark = [
 
 STUDY = {
     "dataset": {"source": str(MINI_ARCHIVE), "n_train": 20, "n_val": 10, "n_test": 15},
-    "grid": {"models": ["resnet50"], "optimizers": ["sgd", "adam", "rmsprop"], "learning_rates": [0.001, 0.01],
-             "seeds": [0, 1]},
+    "grid": {
+        "models": ["resnet50"],
+        "optimizers": ["sgd", "adam", "rmsprop"],
+        "learning_rates": [0.001, 0.01],
+        "seeds": [0, 1],
+    },
     "models": {"resnet50": {"input_size": 32, "weights": "none"}},
     "training": {"epochs": 2, "augmentation": {"enabled": False}},
     "results": {"final_epochs": 1},

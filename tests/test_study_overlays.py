@@ -28,7 +28,13 @@ def workdir(tmp_path_factory):
 
 def test_the_ready_made_studies_are_there():
     assert {path.stem for path in OVERLAYS} >= {
-        "paper_5_seeds", "lr_sweep", "held_out_test", "protocol_transfer", "protocol_full", "batch_norm_trainable"}
+        "paper_5_seeds",
+        "lr_sweep",
+        "held_out_test",
+        "protocol_transfer",
+        "protocol_full",
+        "batch_norm_trainable",
+    }
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS, ids=lambda path: path.stem)
@@ -45,8 +51,17 @@ def test_every_overlay_dry_runs_with_its_grid(workdir, overlay):
 
 
 def test_a_comparison_arm_runs_in_its_own_folder(workdir):
-    result = snakemake(workdir, "-n", "--quiet", "rules", "--configfile", "config.yaml",
-                       "configs/protocol_transfer.yaml", "--directory", "studies/transfer")
+    result = snakemake(
+        workdir,
+        "-n",
+        "--quiet",
+        "rules",
+        "--configfile",
+        "config.yaml",
+        "configs/protocol_transfer.yaml",
+        "--directory",
+        "studies/transfer",
+    )
     assert planned(result)["train"] == 6
     assert (workdir / "studies" / "transfer").is_dir()
     assert not (workdir / "results").exists()

@@ -8,11 +8,18 @@ import pytest
 
 from cnn_study.metrics import run_metrics
 from cnn_study.summary_stats import (
-    compare_groups, compare_optimizers, holm, mean_ci, mean_curves, min_mannwhitney_p, min_seeds_needed,
-    summarize_runs, tuned_learning_rates,
+    compare_groups,
+    compare_optimizers,
+    holm,
+    mean_ci,
+    mean_curves,
+    min_mannwhitney_p,
+    min_seeds_needed,
+    summarize_runs,
+    tuned_learning_rates,
 )
 
-T_975_DF2 = 4.302652729911275   # t(0.975, 2), from tables
+T_975_DF2 = 4.302652729911275  # t(0.975, 2), from tables
 T_975_DF1 = 12.706204736174705  # t(0.975, 1)
 
 
@@ -22,10 +29,23 @@ def run(model, opt, seed, accs, lr=0.001, val=None, loss=None, val_loss=None, se
     val = val if val is not None else [a - 0.05 for a in accs]
     loss = loss if loss is not None else [1.0 - a for a in accs]
     val_loss = val_loss if val_loss is not None else [1.1 - v for v in val]
-    return [dict(model=model, optimizer=opt, lr=lr, seed=seed,
-                 phase="frozen" if e < 2 else "fine_tune", epoch=e + 1, loss=loss[e],
-                 accuracy=accs[e], val_loss=val_loss[e], val_accuracy=val[e],
-                 epoch_seconds=seconds, images_per_second=100.0) for e in range(n)]
+    return [
+        dict(
+            model=model,
+            optimizer=opt,
+            lr=lr,
+            seed=seed,
+            phase="frozen" if e < 2 else "fine_tune",
+            epoch=e + 1,
+            loss=loss[e],
+            accuracy=accs[e],
+            val_loss=val_loss[e],
+            val_accuracy=val[e],
+            epoch_seconds=seconds,
+            images_per_second=100.0,
+        )
+        for e in range(n)
+    ]
 
 
 def frame(*runs):
@@ -54,7 +74,7 @@ def test_mean_ci_by_hand():
     assert n == 3
     assert m == pytest.approx(0.92)
     assert s == pytest.approx(0.02)
-    assert lo == pytest.approx(0.92 - 0.0496827, abs=1e-6)    # t(0.975, 2) * 0.02 / sqrt(3)
+    assert lo == pytest.approx(0.92 - 0.0496827, abs=1e-6)  # t(0.975, 2) * 0.02 / sqrt(3)
     assert hi == pytest.approx(0.92 + 0.0496827, abs=1e-6)
 
 
@@ -116,16 +136,23 @@ def test_final_is_the_mean_of_the_last_k_epochs_and_the_last_epoch_is_kept():
 
 
 def test_n_counts_the_values_used_and_diverged_runs_are_counted():
-    df = frame(run("resnet50", "sgd", 0, [0.5, 0.9]), run("resnet50", "sgd", 1, [0.5, 0.9]),
-               run("resnet50", "sgd", 2, [0.5, 0.6], loss=[0.5, float("nan")]))
+    df = frame(
+        run("resnet50", "sgd", 0, [0.5, 0.9]),
+        run("resnet50", "sgd", 1, [0.5, 0.9]),
+        run("resnet50", "sgd", 2, [0.5, 0.6], loss=[0.5, float("nan")]),
+    )
     r = summary_of(df).iloc[0]
     assert r["n"] == 3 and r["final_loss_n"] == 2 and r["final_accuracy_n"] == 3
     assert r["final_loss_mean"] == pytest.approx(0.1) and r["diverged"] == 1
 
 
 def test_accuracy_intervals_are_clipped_to_one_and_loss_intervals_are_not():
-    df = frame(*(run("resnet50", "sgd", seed, [0.5, a], loss=[0.5, l]) for seed, (a, l) in
-                 enumerate([(0.96, 0.0), (1.0, 0.04), (1.0, 0.0)])))
+    df = frame(
+        *(
+            run("resnet50", "sgd", seed, [0.5, a], loss=[0.5, loss_value])
+            for seed, (a, loss_value) in enumerate([(0.96, 0.0), (1.0, 0.04), (1.0, 0.0)])
+        )
+    )
     r = summary_of(df).iloc[0]
     assert r["final_accuracy_ci95_high"] == 1.0
     assert r["final_loss_ci95_low"] < 0
@@ -142,20 +169,40 @@ def test_summarize_single_seed_nan_std_and_ci():
 
 
 def test_summarize_columns_and_sorting():
-    df = frame(run("resnet50", "sgd", 0, [0.5, 0.9], lr=0.01),
-               run("resnet50", "sgd", 0, [0.5, 0.9], lr=0.001),
-               run("inceptionv3", "sgd", 0, [0.5, 0.9]),
-               run("resnet50", "adam", 0, [0.5, 0.9]))
+    df = frame(
+        run("resnet50", "sgd", 0, [0.5, 0.9], lr=0.01),
+        run("resnet50", "sgd", 0, [0.5, 0.9], lr=0.001),
+        run("inceptionv3", "sgd", 0, [0.5, 0.9]),
+        run("resnet50", "adam", 0, [0.5, 0.9]),
+    )
     s = summary_of(df, 0.8)
     assert list(zip(s.model, s.optimizer, s.lr)) == [
-        ("inceptionv3", "sgd", 0.001), ("resnet50", "adam", 0.001),
-        ("resnet50", "sgd", 0.001), ("resnet50", "sgd", 0.01)]
-    for name in ("final_accuracy", "best_accuracy", "final_loss", "best_loss",
-                 "final_val_accuracy", "best_val_accuracy", "final_val_loss", "best_val_loss"):
+        ("inceptionv3", "sgd", 0.001),
+        ("resnet50", "adam", 0.001),
+        ("resnet50", "sgd", 0.001),
+        ("resnet50", "sgd", 0.01),
+    ]
+    for name in (
+        "final_accuracy",
+        "best_accuracy",
+        "final_loss",
+        "best_loss",
+        "final_val_accuracy",
+        "best_val_accuracy",
+        "final_val_loss",
+        "best_val_loss",
+    ):
         for suffix in ("mean", "std", "ci95_low", "ci95_high"):
             assert f"{name}_{suffix}" in s.columns
-    for c in ("model", "optimizer", "lr", "n", "epochs_to_target", "epochs_to_target_reached",
-              "total_train_seconds_mean"):
+    for c in (
+        "model",
+        "optimizer",
+        "lr",
+        "n",
+        "epochs_to_target",
+        "epochs_to_target_reached",
+        "total_train_seconds_mean",
+    ):
         assert c in s.columns
 
 
@@ -175,10 +222,14 @@ def test_bad_epoch_tables_are_refused_naming_the_problem():
 
 
 def test_tuned_learning_rate_is_the_best_mean_validation_accuracy_per_model_and_optimizer():
-    df = pd.concat([final_only("resnet50", "sgd", [0.90, 0.92], lr=0.001),
-                    final_only("resnet50", "sgd", [0.95, 0.93], lr=0.01),
-                    final_only("resnet50", "adam", [0.97, 0.97], lr=0.001),
-                    final_only("resnet50", "adam", [0.96, 0.99], lr=0.0001)])
+    df = pd.concat(
+        [
+            final_only("resnet50", "sgd", [0.90, 0.92], lr=0.001),
+            final_only("resnet50", "sgd", [0.95, 0.93], lr=0.01),
+            final_only("resnet50", "adam", [0.97, 0.97], lr=0.001),
+            final_only("resnet50", "adam", [0.96, 0.99], lr=0.0001),
+        ]
+    )
     tuned = tuned_learning_rates(summarize_runs(df)).set_index("optimizer")["lr"]
     assert tuned.to_dict() == {"adam": 0.0001, "sgd": 0.01}
     summary = summarize_runs(df)
@@ -194,10 +245,12 @@ def test_test_accuracy_summary_uses_the_wilson_interval_of_a_single_run():
 
 # --------------------------------------------------------------------------- mean_curves
 def test_mean_curves_by_hand():
-    df = frame(run("resnet50", "sgd", 0, [0.5, 0.90]),
-               run("resnet50", "sgd", 1, [0.7, 0.92]),
-               run("resnet50", "sgd", 2, [0.6, 0.94]),
-               run("resnet50", "adam", 0, [0.8, 0.85]))
+    df = frame(
+        run("resnet50", "sgd", 0, [0.5, 0.90]),
+        run("resnet50", "sgd", 1, [0.7, 0.92]),
+        run("resnet50", "sgd", 2, [0.6, 0.94]),
+        run("resnet50", "adam", 0, [0.8, 0.85]),
+    )
     c = mean_curves(df, "accuracy")
     assert list(c.columns[:4]) == ["model", "optimizer", "lr", "epoch"]
     for col in ("mean", "ci95_low", "ci95_high", "n"):
@@ -223,8 +276,8 @@ def test_min_achievable_p_and_seeds_needed():
     assert min_mannwhitney_p(3, 3) == pytest.approx(0.1)
     assert min_mannwhitney_p(5, 5) == pytest.approx(2 / 252)
     assert min_mannwhitney_p(1, 1) == 1.0
-    assert min_seeds_needed(2) == 4          # 2/70 < 0.05
-    assert min_seeds_needed(3) == 5          # 3 * 2/252 < 0.05, 3 * 2/70 > 0.05
+    assert min_seeds_needed(2) == 4  # 2/70 < 0.05
+    assert min_seeds_needed(3) == 5  # 3 * 2/252 < 0.05, 3 * 2/70 > 0.05
 
 
 def test_holm_by_hand():
@@ -235,11 +288,13 @@ def test_holm_by_hand():
 
 # --------------------------------------------------------------------------- compare_optimizers
 def separated_five():
-    return pd.concat([
-        final_only("inceptionv3", "rmsprop", [0.96, 0.961, 0.962, 0.963, 0.964]),
-        final_only("inceptionv3", "adam", [0.94, 0.941, 0.942, 0.943, 0.944]),
-        final_only("inceptionv3", "sgd", [0.92, 0.921, 0.922, 0.923, 0.924]),
-    ])
+    return pd.concat(
+        [
+            final_only("inceptionv3", "rmsprop", [0.96, 0.961, 0.962, 0.963, 0.964]),
+            final_only("inceptionv3", "adam", [0.94, 0.941, 0.942, 0.943, 0.944]),
+            final_only("inceptionv3", "sgd", [0.92, 0.921, 0.922, 0.923, 0.924]),
+        ]
+    )
 
 
 def test_compare_optimizers_separated_groups_by_hand():
@@ -248,8 +303,8 @@ def test_compare_optimizers_separated_groups_by_hand():
     # ranks: sgd 1..5, adam 6..10, rmsprop 11..15 -> H = 12/(15*16) * (15^2+40^2+65^2)/5 - 48
     assert res.test == "Kruskal-Wallis"
     assert res.statistic == pytest.approx(12.5)
-    assert res.p_value == pytest.approx(math.exp(-12.5 / 2))     # chi2 with 2 df
-    assert res.effect_size == pytest.approx(12.5 / 14)           # epsilon^2 = H/(n-1)
+    assert res.p_value == pytest.approx(math.exp(-12.5 / 2))  # chi2 with 2 df
+    assert res.effect_size == pytest.approx(12.5 / 14)  # epsilon^2 = H/(n-1)
     assert res.enough_seeds is True
     pairs = res.pairs
     assert len(pairs) == 3 and (pairs["method"] == "exact").all()
@@ -277,16 +332,21 @@ def test_the_direction_of_a_significant_difference_comes_from_the_ranks_not_the_
 
 
 def test_a_diverged_run_given_as_minus_infinity_ranks_last():
-    res = compare_groups({"sgd": np.array([0.9, 0.91, 0.92, 0.93, 0.94]),
-                          "adam": np.array([0.95, 0.96, 0.97, 0.98, -np.inf])})
+    res = compare_groups(
+        {"sgd": np.array([0.9, 0.91, 0.92, 0.93, 0.94]), "adam": np.array([0.95, 0.96, 0.97, 0.98, -np.inf])}
+    )
     pair = res.pairs.iloc[0]
     assert pair["u_statistic"] == 5.0 and pair["mean_b"] == pytest.approx(0.965)
     assert res.ranks.set_index("optimizer").loc["adam", "mean_rank"] == pytest.approx((7 + 8 + 9 + 10 + 1) / 5)
 
 
 def test_compare_optimizers_two_seeds_too_few():
-    df = pd.concat([final_only("resnet50", o, v) for o, v in
-                    [("sgd", [0.90, 0.99]), ("adam", [0.91, 0.98]), ("rmsprop", [0.92, 0.97])]])
+    df = pd.concat(
+        [
+            final_only("resnet50", o, v)
+            for o, v in [("sgd", [0.90, 0.99]), ("adam", [0.91, 0.98]), ("rmsprop", [0.92, 0.97])]
+        ]
+    )
     comparison = compare_optimizers(df, "resnet50")
     res = comparison.result
     assert res.enough_seeds is False
@@ -297,28 +357,34 @@ def test_compare_optimizers_two_seeds_too_few():
 
 
 def test_compare_optimizers_three_seeds_still_too_few_for_three_optimizers():
-    df = pd.concat([final_only("resnet50", o, v) for o, v in
-                    [("sgd", [0.90, 0.91, 0.92]), ("adam", [0.93, 0.94, 0.95]),
-                     ("rmsprop", [0.96, 0.97, 0.98])]])
+    df = pd.concat(
+        [
+            final_only("resnet50", o, v)
+            for o, v in [("sgd", [0.90, 0.91, 0.92]), ("adam", [0.93, 0.94, 0.95]), ("rmsprop", [0.96, 0.97, 0.98])]
+        ]
+    )
     res = compare_optimizers(df, "resnet50").result
-    assert res.enough_seeds is False                 # min p 0.1 > 0.05
+    assert res.enough_seeds is False  # min p 0.1 > 0.05
     assert res.min_achievable_p == pytest.approx(0.1)
     assert not res.pairs["significant"].any()
 
 
 def test_compare_two_optimizers_uses_mann_whitney():
-    df = pd.concat([final_only("resnet50", "sgd", [0.90, 0.91, 0.92, 0.93]),
-                    final_only("resnet50", "adam", [0.95, 0.96, 0.97, 0.98])])
+    df = pd.concat(
+        [
+            final_only("resnet50", "sgd", [0.90, 0.91, 0.92, 0.93]),
+            final_only("resnet50", "adam", [0.95, 0.96, 0.97, 0.98]),
+        ]
+    )
     res = compare_optimizers(df, "resnet50").result
     assert res.test == "Mann-Whitney U"
     assert res.p_value == pytest.approx(2 / 70)
-    assert res.effect_size == pytest.approx(1.0)       # adam (a) > sgd (b) everywhere
+    assert res.effect_size == pytest.approx(1.0)  # adam (a) > sgd (b) everywhere
     assert res.enough_seeds is True
 
 
 def test_compare_single_seed_no_test():
-    df = pd.concat([final_only("resnet50", o, [v]) for o, v in
-                    [("sgd", 0.9), ("adam", 0.8), ("rmsprop", 0.85)]])
+    df = pd.concat([final_only("resnet50", o, [v]) for o, v in [("sgd", 0.9), ("adam", 0.8), ("rmsprop", 0.85)]])
     comparison = compare_optimizers(df, "resnet50")
     res = comparison.result
     assert math.isnan(res.p_value) and res.enough_seeds is False
@@ -336,13 +402,17 @@ def test_compare_ties_and_identical_values():
 
 
 def test_compare_loss_lower_is_better_and_lr_choice():
-    df = pd.concat([final_only("resnet50", "sgd", [0.9, 0.91], lr=0.001),
-                    final_only("resnet50", "adam", [0.8, 0.81], lr=0.001),
-                    final_only("resnet50", "sgd", [0.5, 0.51], lr=0.1)])
+    df = pd.concat(
+        [
+            final_only("resnet50", "sgd", [0.9, 0.91], lr=0.001),
+            final_only("resnet50", "adam", [0.8, 0.81], lr=0.001),
+            final_only("resnet50", "sgd", [0.5, 0.51], lr=0.1),
+        ]
+    )
     with pytest.raises(ValueError, match="several learning rates"):
         compare_optimizers(df, "resnet50")
     res = compare_optimizers(df, "resnet50", lr=0.001, metric="final_val_loss").result
-    assert list(res.ranks["optimizer"]) == ["sgd", "adam"]      # lower loss first
+    assert list(res.ranks["optimizer"]) == ["sgd", "adam"]  # lower loss first
     with pytest.raises(ValueError, match="model 'inceptionv3' not in the data"):
         compare_optimizers(df, "inceptionv3")
     with pytest.raises(ValueError, match=r"lr=0.5 not in the data"):

@@ -10,8 +10,16 @@ from cnn_study.metrics import run_metrics
 from cnn_study.summary_stats import summarize_runs
 from cnn_study.tables import latex_escape, summary_latex, summary_markdown
 
-METRICS = ["final_accuracy", "best_accuracy", "final_loss", "best_loss", "final_val_accuracy",
-           "best_val_accuracy", "final_val_loss", "best_val_loss"]
+METRICS = [
+    "final_accuracy",
+    "best_accuracy",
+    "final_loss",
+    "best_loss",
+    "final_val_accuracy",
+    "best_val_accuracy",
+    "final_val_loss",
+    "best_val_loss",
+]
 
 
 def row(model, opt, n, final_val, lr=0.001, std=0.0123, ett=7.0, reached=None, seconds=1234.4):
@@ -28,13 +36,15 @@ def row(model, opt, n, final_val, lr=0.001, std=0.0123, ett=7.0, reached=None, s
 
 
 def summary():
-    return pd.DataFrame([
-        row("resnet50", "sgd", 3, 0.9712),
-        row("resnet50", "adam", 3, 0.9650, ett=8.5, reached=2),
-        row("resnet50", "rmsprop", 3, 0.9600, ett=math.nan, reached=0),
-        row("inceptionv3", "rmsprop", 1, 0.9800),
-        row("inceptionv3", "sgd", 1, 0.9700),
-    ])
+    return pd.DataFrame(
+        [
+            row("resnet50", "sgd", 3, 0.9712),
+            row("resnet50", "adam", 3, 0.9650, ett=8.5, reached=2),
+            row("resnet50", "rmsprop", 3, 0.9600, ett=math.nan, reached=0),
+            row("inceptionv3", "rmsprop", 1, 0.9800),
+            row("inceptionv3", "sgd", 1, 0.9700),
+        ]
+    )
 
 
 def md_tables(md):
@@ -69,7 +79,7 @@ def test_markdown_structure_and_values():
     assert adam[head.index("Epochs to 95%")] == "8.5 (2/3)"
     assert rows["RMSprop"][head.index("Epochs to 95%")] == "—"
     inc = {r[0].strip("*"): r for r in t["InceptionV3"][1:]}
-    assert inc["RMSprop"][head.index("Final val acc (%)")] == "**98.0**"     # n=1: no ± part
+    assert inc["RMSprop"][head.index("Final val acc (%)")] == "**98.0**"  # n=1: no ± part
     assert inc["SGD"][head.index("Final val acc (%)")] == "97.0"
     assert "±" not in " ".join(inc["SGD"])
 
@@ -84,7 +94,9 @@ def test_markdown_bold_only_best_per_model():
 
 
 def test_markdown_tie_for_best_bolds_nothing_and_empty():
-    s = pd.DataFrame([row("resnet50", "sgd", 2, 0.97), row("resnet50", "adam", 2, 0.97), row("resnet50", "rmsprop", 2, 0.9)])
+    s = pd.DataFrame(
+        [row("resnet50", "sgd", 2, 0.97), row("resnet50", "adam", 2, 0.97), row("resnet50", "rmsprop", 2, 0.9)]
+    )
     t = md_tables(summary_markdown(s))
     assert sorted(r[0] for r in t["ResNet50"][1:]) == ["Adam", "RMSprop", "SGD"]
     assert "\\textbf" not in summary_latex(s)
@@ -96,7 +108,7 @@ def test_latex_booktabs_and_bold():
     lines = tex.strip().splitlines()
     assert "\\begin{tabular}{lrrrrrrrrr}" in lines
     assert lines[-1] == "\\end{tabular}" and lines[-2] == "\\bottomrule"
-    assert "\\toprule" in lines and tex.count("\\midrule") == 2      # header + between models
+    assert "\\toprule" in lines and tex.count("\\midrule") == 2  # header + between models
     assert "\\textbf{SGD} & \\textbf{0.001}" in tex
     assert "\\textbf{92.3 $\\pm$ 1.2}" in tex
     assert "\\textbf{RMSprop}" in tex and "\\textbf{Adam}" not in tex
@@ -111,9 +123,8 @@ def test_latex_escapes_underscores_and_specials():
     s = pd.DataFrame([row("my_model", "sgd_nesterov", 1, 0.9), row("my_model", "a&b%", 1, 0.8)])
     tex = summary_latex(s)
     assert "my\\_model" in tex and "sgd\\_nesterov" in tex and "a\\&b\\%" in tex
-    assert not re.search(r"(?<!\\)_", tex)          # no bare underscore anywhere
-    assert latex_escape("a_b{c}#$~^\\") == ("a\\_b\\{c\\}\\#\\$\\textasciitilde{}"
-                                           "\\textasciicircum{}\\textbackslash{}")
+    assert not re.search(r"(?<!\\)_", tex)  # no bare underscore anywhere
+    assert latex_escape("a_b{c}#$~^\\") == ("a\\_b\\{c\\}\\#\\$\\textasciitilde{}\\textasciicircum{}\\textbackslash{}")
     md = summary_markdown(s)
     assert "my_model" in md and "**sgd_nesterov**" in md
 
@@ -123,13 +134,25 @@ def test_tables_from_real_summary():
     for opt, finals in [("sgd", [0.96, 0.98]), ("adam", [0.90, 0.92])]:
         for seed, v in enumerate(finals):
             for e in (1, 2):
-                rows.append(dict(model="resnet50", optimizer=opt, lr=0.001, seed=seed,
-                                 phase="fine_tune", epoch=e, loss=0.2, accuracy=0.9 + e / 100,
-                                 val_loss=0.3, val_accuracy=v if e == 2 else 0.5,
-                                 epoch_seconds=5.0, images_per_second=10.0))
+                rows.append(
+                    dict(
+                        model="resnet50",
+                        optimizer=opt,
+                        lr=0.001,
+                        seed=seed,
+                        phase="fine_tune",
+                        epoch=e,
+                        loss=0.2,
+                        accuracy=0.9 + e / 100,
+                        val_loss=0.3,
+                        val_accuracy=v if e == 2 else 0.5,
+                        epoch_seconds=5.0,
+                        images_per_second=10.0,
+                    )
+                )
     s = summarize_runs(run_metrics(pd.DataFrame(rows), 0.915, final_epochs=1))
     md = summary_markdown(s)
-    assert "**97.0 ± 1.4**" in md          # mean 0.97, std 0.01414
+    assert "**97.0 ± 1.4**" in md  # mean 0.97, std 0.01414
     assert "91.0 ± 1.4" in md
     assert "Epochs to 91.5%" in md
     tex = summary_latex(s)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from photo_fixtures import competition_members, encode, photo, write_zip
 
 from cnn_study.image_cache import SPLITS, TEST_SPLITS, build_cache, cache_keys, cache_paths
 from cnn_study.selection import SelectionError, select_images, select_test_images
+from photo_fixtures import competition_members, encode, photo, write_zip
 
 CLASSES = ["cat", "dog"]
 
@@ -24,10 +24,21 @@ def read_csv(path: Path) -> list[dict]:
 def pick(tmp_path, source, n_train, n_val, n_test, out="out"):
     out = tmp_path / out
     common = dict(classes=CLASSES, seed=0, min_size=32, near_duplicate_distance=6)
-    select_images(source_path=source, manifest_path=out / "manifest.csv", rejected_path=out / "rejected.csv",
-                  n_train=n_train, n_val=n_val, **common)
-    select_test_images(source_path=source, manifest_path=out / "manifest.csv",
-                       test_manifest_path=out / "test_manifest.csv", n_test=n_test, **common)
+    select_images(
+        source_path=source,
+        manifest_path=out / "manifest.csv",
+        rejected_path=out / "rejected.csv",
+        n_train=n_train,
+        n_val=n_val,
+        **common,
+    )
+    select_test_images(
+        source_path=source,
+        manifest_path=out / "manifest.csv",
+        test_manifest_path=out / "test_manifest.csv",
+        n_test=n_test,
+        **common,
+    )
     return read_csv(out / "manifest.csv"), read_csv(out / "test_manifest.csv")
 
 

@@ -113,7 +113,10 @@ class Job:
         self._log_handle = open(self.log, "w")
         self.process = subprocess.Popen(
             [sys.executable, str(JOB), str(run_dir / "spec.json")],
-            stdout=self._log_handle, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
+            stdout=self._log_handle,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=ROOT,
         )
 
     def wait(self, timeout: float = JOB_TIMEOUT) -> int:

@@ -35,8 +35,13 @@ def test_batch_norm_stays_frozen_unless_trainable():
 @pytest.mark.parametrize("schedule", ["cosine", "reduce_on_plateau"])
 def test_schedules_and_fine_tune_rate_resume_exactly(tmp_path, schedule):
     data = make_data(tmp_path / "data", 67)
-    protocol = {"mode": "fine_tune", "warmup_epochs": 1, "unfreeze_top_layers": "all", "batch_norm": "trainable",
-                "fine_tune_learning_rate": 0.0002}
+    protocol = {
+        "mode": "fine_tune",
+        "warmup_epochs": 1,
+        "unfreeze_top_layers": "all",
+        "batch_norm": "trainable",
+        "fine_tune_learning_rate": 0.0002,
+    }
     settings = make_settings(epochs=6, protocol=protocol, lr_schedule=schedule, learning_rate=0.01)
     reference = Job(tmp_path / "reference", settings, data).finish().history()
     rates = reference["learning_rate"].to_numpy()

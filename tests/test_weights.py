@@ -34,6 +34,7 @@ PUBLISHED = {name: spec.imagenet_weights for name, spec in MODEL_SPECS.items() i
 
 # --- what the installed Keras source says -----------------------------------
 
+
 def _module_ast(module):
     return ast.parse(inspect.getsource(module))
 
@@ -82,7 +83,7 @@ def _keras_path(model):
     """Path of the model's file relative to the keras-applications root, per Keras' URLs."""
     url = KERAS_URLS[model]
     assert url.startswith(KERAS_ROOT + "/")
-    return url[len(KERAS_ROOT) + 1:]
+    return url[len(KERAS_ROOT) + 1 :]
 
 
 def md5(data):
@@ -94,6 +95,7 @@ def sha256(data):
 
 
 # --- fixtures ------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def tiny_weights(tmp_path_factory):
@@ -132,8 +134,7 @@ class _Server:
             def log_message(self, *args):
                 pass
 
-        self.httpd = http.server.ThreadingHTTPServer(
-            ("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
         self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/tensorflow/keras-applications"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
@@ -165,6 +166,7 @@ def _one_line(exc):
 
 
 # --- registry against the installed Keras ----------------------------------------
+
 
 def test_registry_covers_models_with_imagenet_weights():
     assert set(PUBLISHED) == {"resnet50", "inceptionv3", "vgg16", "mobilenetv2"}
@@ -232,24 +234,24 @@ def test_config_check_refuses_unverifiable_imagenet_weights():
 
 # --- fetching -------------------------------------------------------------------
 
+
 def test_fetch_then_skip_second_request(server, tiny_weights, tmp_path):
     served = server.publish("resnet50", tiny_weights)
     dest = tmp_path / "out" / "resnet50_notop.h5"
 
-    got = fetch_weights("resnet50", dest, server.base_url, timeout=10,
-                        expected_hash=md5(tiny_weights))
+    got = fetch_weights("resnet50", dest, server.base_url, timeout=10, expected_hash=md5(tiny_weights))
     assert got == dest
     assert dest.read_bytes() == tiny_weights
     assert server.requests == [served]
     assert os.listdir(dest.parent) == [dest.name]  # no temp file left behind
 
-    assert fetch_weights("resnet50", dest, server.base_url, timeout=10,
-                         expected_hash=md5(tiny_weights)) == dest
+    assert fetch_weights("resnet50", dest, server.base_url, timeout=10, expected_hash=md5(tiny_weights)) == dest
     assert server.requests == [served]  # second fetch made no request
     assert dest.read_bytes() == tiny_weights
 
     # The fetched bytes are a usable weight file.
     import keras
+
     copy = tmp_path / "copy.weights.h5"
     shutil.copy(dest, copy)
     model = _tiny_model(keras)
@@ -335,8 +337,10 @@ def test_unreachable_server_is_one_line(tmp_path):
 
 
 def test_alexnet_has_no_imagenet_weights(server, tmp_path):
-    for call in (lambda: weights_url("alexnet", server.base_url),
-                 lambda: fetch_weights("alexnet", tmp_path / "a.h5", server.base_url, timeout=10)):
+    for call in (
+        lambda: weights_url("alexnet", server.base_url),
+        lambda: fetch_weights("alexnet", tmp_path / "a.h5", server.base_url, timeout=10),
+    ):
         with pytest.raises(WeightsError) as exc:
             call()
         text = _one_line(exc)

@@ -69,10 +69,22 @@ def test_plot_model_figures_writes_exactly_the_outputs_its_rule_declares(tmp_pat
     epochs = workdir / "results" / "metrics" / "epochs.csv"
     epochs.parent.mkdir(parents=True)
     rows = [
-        {"model": "resnet50", "optimizer": optimizer, "lr": 0.001, "seed": 0, "phase": "fine_tune", "epoch": epoch,
-         "loss": 1 / epoch, "accuracy": 0.5 + 0.1 * epoch, "val_loss": 1 / epoch, "val_accuracy": 0.5,
-         "epoch_seconds": 1.0, "images_per_second": 10.0}
-        for optimizer in ("sgd", "adam") for epoch in (1, 2, 3)
+        {
+            "model": "resnet50",
+            "optimizer": optimizer,
+            "lr": 0.001,
+            "seed": 0,
+            "phase": "fine_tune",
+            "epoch": epoch,
+            "loss": 1 / epoch,
+            "accuracy": 0.5 + 0.1 * epoch,
+            "val_loss": 1 / epoch,
+            "val_accuracy": 0.5,
+            "epoch_seconds": 1.0,
+            "images_per_second": 10.0,
+        }
+        for optimizer in ("sgd", "adam")
+        for epoch in (1, 2, 3)
     ]
     pd.DataFrame(rows, columns=EPOCH_COLUMNS).to_csv(epochs, index=False)
     targets = [f"results/figures/resnet50_{name}.png" for name in FIGURES]
@@ -82,4 +94,3 @@ def test_plot_model_figures_writes_exactly_the_outputs_its_rule_declares(tmp_pat
     assert pdf_key("loss") == "loss_pdf"
     for name in FIGURES:
         assert (REPO / "report" / f"{name}.rst").is_file(), f"report/{name}.rst: the caption of figure {name}"
-

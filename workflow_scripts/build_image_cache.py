@@ -1,4 +1,5 @@
 """Snakemake glue: decode the picked images once and store them resized for one input size."""
+
 from cnn_study.image_cache import build_cache
 from cnn_study.logs import run_logged
 

@@ -1,4 +1,5 @@
 """Snakemake glue: decode the test split once and store it resized for one input size."""
+
 from cnn_study.image_cache import TEST_SPLITS, build_cache
 from cnn_study.logs import run_logged
 

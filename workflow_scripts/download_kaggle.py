@@ -1,4 +1,5 @@
 """Snakemake glue: download the dataset archive from Kaggle (a local rule: compute nodes may be offline)."""
+
 from pathlib import Path
 
 from cnn_study.kaggle_download import download_from_kaggle

@@ -1,4 +1,5 @@
 """Snakemake glue: evaluate one finished run's model on the held-out test split."""
+
 from cnn_study.evaluation import evaluate_run
 from cnn_study.image_cache import TEST_SPLITS, cache_keys
 from cnn_study.logs import run_logged

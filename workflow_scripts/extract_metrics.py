@@ -1,4 +1,5 @@
 """Snakemake glue: gather every run's history (and test evaluation) into tidy epoch, run and summary tables."""
+
 from cnn_study.logs import run_logged
 from cnn_study.metrics import write_metrics
 

@@ -1,4 +1,5 @@
 """Snakemake glue: fetch a model's published ImageNet weights once (a local rule)."""
+
 from pathlib import Path
 
 from cnn_study.logs import run_logged

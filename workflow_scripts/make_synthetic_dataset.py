@@ -1,4 +1,5 @@
 """Snakemake glue: write the generated demo image set as a train.zip."""
+
 from cnn_study.logs import run_logged
 from cnn_study.synthetic import write_synthetic_archive
 

@@ -1,4 +1,5 @@
 """Snakemake glue: summary, claims and optimizer-comparison tables, from the metric CSVs only."""
+
 from cnn_study.logs import run_logged
 from cnn_study.report_tables import write_tables
 

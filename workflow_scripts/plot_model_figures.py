@@ -1,4 +1,5 @@
 """Snakemake glue: one model's accuracy and loss figures, from the metric CSV only."""
+
 from cnn_study.figures import plot_model
 from cnn_study.logs import run_logged
 

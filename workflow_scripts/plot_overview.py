@@ -1,4 +1,5 @@
 """Snakemake glue: all models side by side, from the metric CSV only."""
+
 from cnn_study.figures import plot_overview
 from cnn_study.logs import run_logged
 

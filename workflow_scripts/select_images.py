@@ -1,4 +1,5 @@
 """Snakemake glue: screen the source's images and make the deterministic hand-pick."""
+
 from cnn_study.logs import run_logged
 from cnn_study.selection import select_images
 

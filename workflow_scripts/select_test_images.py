@@ -1,4 +1,5 @@
 """Snakemake glue: pick the held-out test split after the manifest's train and validation images."""
+
 from cnn_study.logs import run_logged
 from cnn_study.selection import select_test_images
 

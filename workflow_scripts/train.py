@@ -1,4 +1,5 @@
 """Snakemake glue: train one run (model, optimizer, learning rate, seed)."""
+
 from cnn_study.attempt_logs import start_attempt
 from cnn_study.image_cache import cache_keys
 from cnn_study.logs import run_logged

@@ -56,15 +56,13 @@ MAX_DROP = 0.05
 
 CLAIM_TEXTS = {
     "C1": "ResNet50: SGD outperforms the other two in accuracy and loss (highest final training accuracy and "
-          "lowest final training loss).",
+    "lowest final training loss).",
     "C2": f"ResNet50 reaches approximately 99% training accuracy (final training accuracy >= {ABOUT_99:g} with "
-          "its best optimizer).",
+    "its best optimizer).",
     "C3": f"InceptionV3: RMSprop has slightly better training accuracy than SGD and Adam (Fig. 3; highest final "
-          f"training accuracy, by <= {SLIGHT_MARGIN:g}); validation accuracy is secondary evidence.",
-    "C4": f"InceptionV3: SGD is slower in reaching the optimal value but stabilizes after {STABLE_AFTER_EPOCH} "
-          "epochs.",
-    "C5": "InceptionV3: in terms of training loss, SGD outperforms the other two (Fig. 4; lowest final training "
-          "loss).",
+    f"training accuracy, by <= {SLIGHT_MARGIN:g}); validation accuracy is secondary evidence.",
+    "C4": f"InceptionV3: SGD is slower in reaching the optimal value but stabilizes after {STABLE_AFTER_EPOCH} epochs.",
+    "C5": "InceptionV3: in terms of training loss, SGD outperforms the other two (Fig. 4; lowest final training loss).",
 }
 
 
@@ -153,8 +151,16 @@ def _extras(runs: pd.DataFrame, metric: str) -> str:
     return "; not rivals (outside the paper's three): " + ", ".join(f"{o} {_number(v)}" for o, v in means.items())
 
 
-def ordering(runs: pd.DataFrame, metric: str, winner: str, higher: bool, label: str,
-             horizon: int | None = None, alpha: float = ALPHA, rivals=None) -> Ordering:
+def ordering(
+    runs: pd.DataFrame,
+    metric: str,
+    winner: str,
+    higher: bool,
+    label: str,
+    horizon: int | None = None,
+    alpha: float = ALPHA,
+    rivals=None,
+) -> Ordering:
     """Does ``winner`` beat each of ``rivals`` (default: the other paper optimizers) on ``metric`` (a runs.csv
     column)?
 
@@ -197,8 +203,10 @@ def ordering(runs: pd.DataFrame, metric: str, winner: str, higher: bool, label: 
         return Ordering(HOLDS, evidence, means)
     if losses:
         return Ordering(FAILS, evidence + f"; significantly better than {winner}: {', '.join(losses)}", means)
-    note = (f"not significant at alpha={alpha:g}: inconclusive at n={smallest} seeds (smallest achievable "
-            f"Mann-Whitney p={_number(result.min_achievable_p)}, times {result.n_pairs} under Holm")
+    note = (
+        f"not significant at alpha={alpha:g}: inconclusive at n={smallest} seeds (smallest achievable "
+        f"Mann-Whitney p={_number(result.min_achievable_p)}, times {result.n_pairs} under Holm"
+    )
     note += ")" if result.enough_seeds else f"; >= {min_seeds_needed(len(groups), alpha)} seeds per optimizer needed)"
     return Ordering(UNCLEAR, evidence, means, note)
 
@@ -257,8 +265,10 @@ def _c1(runs: pd.DataFrame, horizon: int | None, alpha: float) -> Claim:
     model_runs = runs[runs["model"] == RESNET]
     accuracy = ordering(model_runs, f"final_accuracy{suffix}", SGD, True, "final training accuracy", horizon, alpha)
     loss = ordering(model_runs, f"final_loss{suffix}", SGD, False, "final training loss", horizon, alpha)
-    evidence = (_seed_note(model_runs) + f"Accuracy ({accuracy.part}): {accuracy.evidence}. "
-                f"Loss ({loss.part}): {loss.evidence}." + _notes(accuracy.note, loss.note))
+    evidence = (
+        _seed_note(model_runs) + f"Accuracy ({accuracy.part}): {accuracy.evidence}. "
+        f"Loss ({loss.part}): {loss.evidence}." + _notes(accuracy.note, loss.note)
+    )
     if horizon is None:
         evidence += _test_evidence(model_runs)
     return Claim("C1", CLAIM_TEXTS["C1"], PART_VERDICTS[_and_parts([accuracy.part, loss.part])], evidence)
@@ -278,17 +288,23 @@ def _c2(runs: pd.DataFrame, horizon: int | None) -> Claim:
     best = table.iloc[0]
     if table["n"].min() < 2:
         holds = best["mean"] >= ABOUT_99
-        evidence = (_seed_note(paper) + f"best optimizer {best['optimizer']}: final training accuracy "
-                    f"{_number(best['mean'])} {'>=' if holds else '<'} {ABOUT_99:g}.")
+        evidence = (
+            _seed_note(paper) + f"best optimizer {best['optimizer']}: final training accuracy "
+            f"{_number(best['mean'])} {'>=' if holds else '<'} {ABOUT_99:g}."
+        )
         return Claim("C2", CLAIM_TEXTS["C2"], "supported" if holds else "not supported", evidence)
-    values = "; ".join(f"{r.optimizer} {_number(r.mean)} [95% CI {_number(r.low)}, {_number(r.high)}]"
-                       for r in table.itertuples())
+    values = "; ".join(
+        f"{r.optimizer} {_number(r.mean)} [95% CI {_number(r.low)}, {_number(r.high)}]" for r in table.itertuples()
+    )
     if (table["low"] >= ABOUT_99).any():
         verdict, why = "supported", f"a 95% CI lies entirely >= {ABOUT_99:g}"
     elif (table["high"] < ABOUT_99).all():
         verdict, why = "not supported", f"every 95% CI lies below {ABOUT_99:g}"
     else:
-        verdict, why = "inconclusive", f"a 95% CI straddles {ABOUT_99:g}: inconclusive at n={int(table['n'].min())} seeds"
+        verdict, why = (
+            "inconclusive",
+            f"a 95% CI straddles {ABOUT_99:g}: inconclusive at n={int(table['n'].min())} seeds",
+        )
     return Claim("C2", CLAIM_TEXTS["C2"], verdict, _seed_note(paper) + f"final training accuracy: {values}; {why}.")
 
 
@@ -299,20 +315,31 @@ def _c3(runs: pd.DataFrame, horizon: int | None, alpha: float) -> Claim:
         return Claim("C3", CLAIM_TEXTS["C3"], "not tested", why)
     model_runs = runs[runs["model"] == INCEPTION]
     training = ordering(model_runs, f"final_accuracy{suffix}", RMSPROP, True, "final training accuracy", horizon, alpha)
-    validation = ordering(model_runs, f"final_val_accuracy{suffix}", RMSPROP, True,
-                          "final validation accuracy (secondary, does not decide)", horizon, alpha)
+    validation = ordering(
+        model_runs,
+        f"final_val_accuracy{suffix}",
+        RMSPROP,
+        True,
+        "final validation accuracy (secondary, does not decide)",
+        horizon,
+        alpha,
+    )
     rivals = [training.means[o] for o in PAPER_OPTIMIZERS if o != RMSPROP and o in training.means]
     margin = training.means.get(RMSPROP, math.nan) - max(rivals, default=math.nan)
-    evidence = (_seed_note(model_runs) + f"{training.evidence}; margin of rmsprop over the runner-up "
-                f"{_number(margin)}")
+    evidence = _seed_note(model_runs) + f"{training.evidence}; margin of rmsprop over the runner-up {_number(margin)}"
     secondary = f" {validation.evidence[0].upper()}{validation.evidence[1:]} ({validation.part})."
     if horizon is None:
         secondary += _test_evidence(model_runs)
     if training.part == HOLDS and margin > SLIGHT_MARGIN:
-        return Claim("C3", CLAIM_TEXTS["C3"], "not supported",
-                     evidence + f" > {SLIGHT_MARGIN:g}: better, but not 'slightly'." + secondary)
-    return Claim("C3", CLAIM_TEXTS["C3"], PART_VERDICTS[training.part],
-                 evidence + "." + _notes(training.note) + secondary)
+        return Claim(
+            "C3",
+            CLAIM_TEXTS["C3"],
+            "not supported",
+            evidence + f" > {SLIGHT_MARGIN:g}: better, but not 'slightly'." + secondary,
+        )
+    return Claim(
+        "C3", CLAIM_TEXTS["C3"], PART_VERDICTS[training.part], evidence + "." + _notes(training.note) + secondary
+    )
 
 
 def _sgd_behind(runs: pd.DataFrame, metric: str, higher: bool, label: str, alpha: float) -> Ordering:
@@ -328,32 +355,51 @@ def _sgd_behind(runs: pd.DataFrame, metric: str, higher: bool, label: str, alpha
 
 def _c4(runs: pd.DataFrame, horizon: int | None, alpha: float) -> Claim:
     if horizon is not None:
-        return Claim("C4", CLAIM_TEXTS["C4"], "not tested",
-                     f"stability after epoch {STABLE_AFTER_EPOCH} needs the epochs after it: judged at the last epoch")
+        return Claim(
+            "C4",
+            CLAIM_TEXTS["C4"],
+            "not tested",
+            f"stability after epoch {STABLE_AFTER_EPOCH} needs the epochs after it: judged at the last epoch",
+        )
     why = _missing(runs, INCEPTION, PAPER_OPTIMIZERS, "early_accuracy") or _missing(
-        runs, INCEPTION, [SGD], "max_drop_after_15")
+        runs, INCEPTION, [SGD], "max_drop_after_15"
+    )
     if why:
         return Claim("C4", CLAIM_TEXTS["C4"], "not tested", why)
     model_runs = runs[runs["model"] == INCEPTION]
     target = float(model_runs["target_accuracy"].iloc[0])
     warmup = int(model_runs["warmup_epochs"].max())
     # "Slower" needs both criteria, each judged after the frozen warm-up epochs only.
-    to_target = _sgd_behind(model_runs, "epochs_to_target_after_warmup", False,
-                            f"epochs after the {warmup}-epoch warm-up to {target:g} training accuracy "
-                            "(results.target_accuracy; never reached = remaining epochs + 1)", alpha)
-    early = _sgd_behind(model_runs, "early_accuracy", True,
-                        f"mean training accuracy over the {EARLY_EPOCHS} epochs after the warm-up", alpha)
+    to_target = _sgd_behind(
+        model_runs,
+        "epochs_to_target_after_warmup",
+        False,
+        f"epochs after the {warmup}-epoch warm-up to {target:g} training accuracy "
+        "(results.target_accuracy; never reached = remaining epochs + 1)",
+        alpha,
+    )
+    early = _sgd_behind(
+        model_runs,
+        "early_accuracy",
+        True,
+        f"mean training accuracy over the {EARLY_EPOCHS} epochs after the warm-up",
+        alpha,
+    )
     slower = _and_parts([to_target.part, early.part])
     sgd = model_runs[model_runs["optimizer"] == SGD]
     drops = sgd["max_drop_after_15"].astype(float)
     stable_runs = (drops <= MAX_DROP) & ~sgd["diverged"].astype(bool)
     stable = HOLDS if stable_runs.all() else FAILS if not stable_runs.any() else UNCLEAR
-    evidence = (_seed_note(model_runs) + f"Slower ({slower}, both criteria needed): {to_target.evidence}; "
-                f"{early.evidence}. Stable after epoch {STABLE_AFTER_EPOCH} ({stable}): SGD's largest fall of "
-                f"training accuracy below an earlier peak {', '.join(_number(d) for d in drops)} (limit "
-                f"{MAX_DROP:g}; a smooth rise is no fall); {int(stable_runs.sum())}/{len(stable_runs)} SGD runs "
-                f"stable" + ("" if not sgd["diverged"].any() else ", diverged runs count as unstable") + "."
-                + _notes(to_target.note, early.note))
+    evidence = (
+        _seed_note(model_runs) + f"Slower ({slower}, both criteria needed): {to_target.evidence}; "
+        f"{early.evidence}. Stable after epoch {STABLE_AFTER_EPOCH} ({stable}): SGD's largest fall of "
+        f"training accuracy below an earlier peak {', '.join(_number(d) for d in drops)} (limit "
+        f"{MAX_DROP:g}; a smooth rise is no fall); {int(stable_runs.sum())}/{len(stable_runs)} SGD runs "
+        f"stable"
+        + ("" if not sgd["diverged"].any() else ", diverged runs count as unstable")
+        + "."
+        + _notes(to_target.note, early.note)
+    )
     return Claim("C4", CLAIM_TEXTS["C4"], PART_VERDICTS[_and_parts([slower, stable])], evidence)
 
 
@@ -374,8 +420,13 @@ def check_claims(runs: pd.DataFrame, horizon: int | None = None, alpha: float = 
     runs = runs.copy()
     for column in ("model", "optimizer"):
         runs[column] = runs[column].astype(str).str.lower()
-    return [_c1(runs, horizon, alpha), _c2(runs, horizon), _c3(runs, horizon, alpha), _c4(runs, horizon, alpha),
-            _c5(runs, horizon, alpha)]
+    return [
+        _c1(runs, horizon, alpha),
+        _c2(runs, horizon),
+        _c3(runs, horizon, alpha),
+        _c4(runs, horizon, alpha),
+        _c5(runs, horizon, alpha),
+    ]
 
 
 def claim_views(runs: pd.DataFrame, summary: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -433,14 +484,19 @@ def claims_markdown(claim_sets: list[ClaimSet], runs: pd.DataFrame) -> str:
     """One table (claim, verdict, evidence) per view and horizon, then the verdict rules."""
     seeds = runs.groupby(["model", "optimizer", "lr"])["seed"].nunique()
     n_seeds = int(seeds.min()) if len(seeds) else 0
-    lines = ["# The paper's claims", "",
-             f"Seeds per configuration: {n_seeds}"
-             + (" (single seed: verdicts rest on point values)." if n_seeds == 1 else "."), ""]
+    lines = [
+        "# The paper's claims",
+        "",
+        f"Seeds per configuration: {n_seeds}"
+        + (" (single seed: verdicts rest on point values)." if n_seeds == 1 else "."),
+        "",
+    ]
     for claim_set in claim_sets:
-        lines += [f"## At {claim_set.view}, {claim_set.horizon}", "",
-                  "| Claim | Verdict | Evidence |", "|---|---|---|"]
-        lines += [f"| {_cell(c.id)}: {_cell(c.text)} | **{_cell(c.verdict)}** | {_cell(c.evidence)} |"
-                  for c in claim_set.claims]
+        lines += [f"## At {claim_set.view}, {claim_set.horizon}", "", "| Claim | Verdict | Evidence |", "|---|---|---|"]
+        lines += [
+            f"| {_cell(c.id)}: {_cell(c.text)} | **{_cell(c.verdict)}** | {_cell(c.evidence)} |"
+            for c in claim_set.claims
+        ]
         lines.append("")
     target = float(runs["target_accuracy"].iloc[0]) if len(runs) else math.nan
     final_epochs = int(runs["final_epochs"].iloc[0]) if len(runs) else 0

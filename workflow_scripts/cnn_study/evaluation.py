@@ -13,7 +13,9 @@ from cnn_study.image_cache import load_split
 from cnn_study.run_model import load_run_model
 
 
-def evaluate_run(run_record: str | Path, data: dict, output_path: str | Path, batch_size: int, threads: int = 1) -> dict:
+def evaluate_run(
+    run_record: str | Path, data: dict, output_path: str | Path, batch_size: int, threads: int = 1
+) -> dict:
     """Test loss and accuracy of one run's model (the one its run.json, `run_record`, names); written as JSON (test_loss, test_accuracy, test_correct,
     test_images). data: {'test_images': .npy, 'test_labels': .npy}."""
     keras = configure_backend(threads, seed=0, deterministic=True)

@@ -13,15 +13,20 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from cnn_study.metrics import WARMUP_PHASE  # noqa: E402
 from cnn_study.figure_names import FIGURES, pdf_key  # noqa: E402
 from cnn_study.files import atomic_write  # noqa: E402
+from cnn_study.metrics import WARMUP_PHASE  # noqa: E402
 from cnn_study.model_specs import MODEL_SPECS  # noqa: E402
 from cnn_study.summary_stats import mean_curves  # noqa: E402
 
 OPTIMIZER_COLORS = {
-    "sgd": "tab:blue", "adam": "tab:orange", "rmsprop": "tab:green", "sgd_momentum": "tab:purple",
-    "adamw": "tab:red", "nadam": "tab:brown", "adagrad": "tab:pink",
+    "sgd": "tab:blue",
+    "adam": "tab:orange",
+    "rmsprop": "tab:green",
+    "sgd_momentum": "tab:purple",
+    "adamw": "tab:red",
+    "nadam": "tab:brown",
+    "adagrad": "tab:pink",
 }
 LINE_STYLES = ["-", "--", ":", "-."]
 

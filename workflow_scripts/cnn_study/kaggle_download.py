@@ -32,8 +32,9 @@ class KaggleDownloadError(RuntimeError):
     """A download failed for a reason the user can fix; the message is one line saying how."""
 
 
-def download_from_kaggle(*, competition: str | None, dataset: str | None, file_name: str | None,
-                         dest: Path, endpoint: str | None = None) -> Path:
+def download_from_kaggle(
+    *, competition: str | None, dataset: str | None, file_name: str | None, dest: Path, endpoint: str | None = None
+) -> Path:
     """Download a competition file (e.g. competition='dogs-vs-cats', file_name='train.zip') or a whole
     Kaggle dataset (dataset='owner/name', file_name None) so that the final archive lands at `dest`
     (a .zip path). Returns dest.
@@ -58,8 +59,9 @@ def download_from_kaggle(*, competition: str | None, dataset: str | None, file_n
             log.info("downloading %s from Kaggle%s into %s", what, f" ({endpoint})" if endpoint else "", dest)
             archive = _fetch(api, competition, dataset, file_name, scratch)
             if not is_complete_zip(archive):
-                raise KaggleDownloadError(f"Kaggle sent {archive.name} for {what} but it is not a complete zip "
-                                          "archive: rerun the download")
+                raise KaggleDownloadError(
+                    f"Kaggle sent {archive.name} for {what} but it is not a complete zip archive: rerun the download"
+                )
             os.replace(archive, dest)
         except KaggleDownloadError as error:
             raise KaggleDownloadError(mask(str(error))) from None
@@ -99,7 +101,8 @@ def _require_credentials() -> Path:
         raise KaggleDownloadError(
             "no Kaggle credentials found: create an API token at " + SETTINGS_URL + " and either export "
             "KAGGLE_USERNAME and KAGGLE_KEY (or KAGGLE_API_TOKEN) or save kaggle.json as "
-            f"~/.kaggle/kaggle.json (or $KAGGLE_CONFIG_DIR/kaggle.json) with chmod 600")
+            "~/.kaggle/kaggle.json (or $KAGGLE_CONFIG_DIR/kaggle.json) with chmod 600"
+        )
     return config_file
 
 
@@ -111,8 +114,10 @@ def _authenticated_api(endpoint: str | None, config_file: Path):
             api.authenticate()
     except SystemExit:
         raise KaggleDownloadError(
-            "the Kaggle client found no usable credentials: create an API token at " + SETTINGS_URL
-            + " and put it in KAGGLE_USERNAME/KAGGLE_KEY or ~/.kaggle/kaggle.json") from None
+            "the Kaggle client found no usable credentials: create an API token at "
+            + SETTINGS_URL
+            + " and put it in KAGGLE_USERNAME/KAGGLE_KEY or ~/.kaggle/kaggle.json"
+        ) from None
     return api
 
 
@@ -137,8 +142,10 @@ def _failure_message(error: Exception, mask: CredentialMask, what: str, competit
         status = error.response.status_code if error.response is not None else None
         return _http_message(status, what, competition, dataset, detail)
     if isinstance(error, requests.RequestException):
-        return (f"could not download {what} from {endpoint or 'Kaggle'} ({type(error).__name__}): "
-                "check the network connection and dataset.kaggle.endpoint, then rerun")
+        return (
+            f"could not download {what} from {endpoint or 'Kaggle'} ({type(error).__name__}): "
+            "check the network connection and dataset.kaggle.endpoint, then rerun"
+        )
     if isinstance(error, ValueError):  # e.g. the client's check that the size matches Content-Length
         return f"downloading {what} failed ({detail}): check dataset.kaggle in the config, then rerun"
     # Not expected: the traceback goes to the log (masked, as every record inside mask.applied()).
@@ -206,8 +213,9 @@ def _archive_in(scratch: Path, file_name: str | None) -> Path:
     """The archive the client wrote into `scratch`, unwrapped if the server zipped a zip again."""
     files = [p for p in scratch.rglob("*") if p.is_file() and not p.name.endswith(".kaggle-partial")]
     if len(files) != 1:
-        raise KaggleDownloadError(f"expected one downloaded file, the Kaggle client wrote "
-                                  f"{sorted(p.name for p in files)}: rerun the download")
+        raise KaggleDownloadError(
+            f"expected one downloaded file, the Kaggle client wrote {sorted(p.name for p in files)}: rerun the download"
+        )
     got = files[0]
     requested = Path(file_name).name if file_name else None
     # The server compresses big files on the fly (foo.csv arrives as foo.csv.zip); a requested
@@ -224,14 +232,20 @@ def _archive_in(scratch: Path, file_name: str | None) -> Path:
 
 def _http_message(status, what, competition, dataset, detail: str) -> str:
     if status == 401:
-        return (f"Kaggle rejected the credentials (HTTP 401) for {what}: create a new API token at "
-                f"{SETTINGS_URL} and update KAGGLE_USERNAME/KAGGLE_KEY or ~/.kaggle/kaggle.json")
+        return (
+            f"Kaggle rejected the credentials (HTTP 401) for {what}: create a new API token at "
+            f"{SETTINGS_URL} and update KAGGLE_USERNAME/KAGGLE_KEY or ~/.kaggle/kaggle.json"
+        )
     if status == 403 and competition:
-        return (f"Kaggle refused {what} (HTTP 403): accept the competition rules at "
-                f"https://www.kaggle.com/competitions/{competition}/rules while logged in, then rerun")
+        return (
+            f"Kaggle refused {what} (HTTP 403): accept the competition rules at "
+            f"https://www.kaggle.com/competitions/{competition}/rules while logged in, then rerun"
+        )
     if status == 403:
-        return (f"Kaggle refused {what} (HTTP 403): check that your account can open "
-                f"https://www.kaggle.com/datasets/{dataset}")
+        return (
+            f"Kaggle refused {what} (HTTP 403): check that your account can open "
+            f"https://www.kaggle.com/datasets/{dataset}"
+        )
     if status == 404:
         return f"Kaggle has no {what} (HTTP 404): check dataset.kaggle in the config"
     return f"Kaggle download of {what} failed (HTTP {status}: {detail}): rerun later"
@@ -253,8 +267,10 @@ class CredentialMask:
         # Basic/Bearer and a value that looks like one (a digit or + / = _ in it: not "Basic authentication")
         re.compile(r"(?i)(\b(?:basic|bearer)(?:\s+|%20|\+))(?=[A-Za-z.~%-]*[0-9+/=_])[A-Za-z0-9+/=._~%-]{6,}"),
         # "key": "...", token=..., KAGGLE_KEY=...
-        re.compile(r"(?i)(\b(?:kaggle_)?(?:key|api_key|token|api_token|access_token|password|secret)"
-                   r"[\"']?\s*[:=]\s*[\"']?)[^\s\"',;&}]+"),
+        re.compile(
+            r"(?i)(\b(?:kaggle_)?(?:key|api_key|token|api_token|access_token|password|secret)"
+            r"[\"']?\s*[:=]\s*[\"']?)[^\s\"',;&}]+"
+        ),
     )
 
     def __init__(self, secrets: Iterable[str] = (), username: str | None = None):
@@ -265,8 +281,10 @@ class CredentialMask:
 
     @classmethod
     def from_environment(cls) -> CredentialMask:
-        return cls([os.environ.get("KAGGLE_KEY", ""), os.environ.get("KAGGLE_API_TOKEN", "")],
-                   username=os.environ.get("KAGGLE_USERNAME"))
+        return cls(
+            [os.environ.get("KAGGLE_KEY", ""), os.environ.get("KAGGLE_API_TOKEN", "")],
+            username=os.environ.get("KAGGLE_USERNAME"),
+        )
 
     def add(self, secret: str | None, username: str | None = None) -> None:
         """Mask this secret in every encoding the client may send it in."""
@@ -276,8 +294,16 @@ class CredentialMask:
         plain = [secret] + ([f"{username}:{secret}"] if username else [])
         for text in plain:
             encoded = base64.b64encode(text.encode()).decode()
-            self._forms.update({text, quote(text, safe=""), quote_plus(text), encoded, encoded.rstrip("="),
-                                base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")})
+            self._forms.update(
+                {
+                    text,
+                    quote(text, safe=""),
+                    quote_plus(text),
+                    encoded,
+                    encoded.rstrip("="),
+                    base64.urlsafe_b64encode(text.encode()).decode().rstrip("="),
+                }
+            )
 
     def add_api_credentials(self, api) -> None:
         """The secrets the client found (kaggle.json, token files), once it has authenticated."""
@@ -312,8 +338,10 @@ class CredentialMask:
 
         logging.setLogRecordFactory(masked_record)
         try:
-            with contextlib.redirect_stdout(_MaskedStream(sys.stdout, self)), \
-                    contextlib.redirect_stderr(_MaskedStream(sys.stderr, self)):
+            with (
+                contextlib.redirect_stdout(_MaskedStream(sys.stdout, self)),
+                contextlib.redirect_stderr(_MaskedStream(sys.stderr, self)),
+            ):
                 yield self
         finally:
             logging.setLogRecordFactory(make_record)

@@ -57,8 +57,9 @@ def progress_bar(items, description: str, unit: str = "image", stream=None):
     stream = sys.stderr if stream is None else stream
     if stream.isatty():
         return tqdm(items, desc=description, unit=unit, file=stream, dynamic_ncols=True)
-    return tqdm(items, desc=description, unit=unit, file=_LineStream(stream), mininterval=LOG_INTERVAL,
-                ncols=100, ascii=True)
+    return tqdm(
+        items, desc=description, unit=unit, file=_LineStream(stream), mininterval=LOG_INTERVAL, ncols=100, ascii=True
+    )
 
 
 LOG_INTERVAL = 30  # seconds between progress lines in a log file

@@ -23,7 +23,14 @@ from cnn_study.files import write_table
 CONFIG_KEYS = ["model", "optimizer", "lr"]
 RUN_KEYS = CONFIG_KEYS + ["seed"]
 EPOCH_COLUMNS = RUN_KEYS + [
-    "phase", "epoch", "loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds", "images_per_second",
+    "phase",
+    "epoch",
+    "loss",
+    "accuracy",
+    "val_loss",
+    "val_accuracy",
+    "epoch_seconds",
+    "images_per_second",
 ]
 CURVES = ("accuracy", "loss", "val_accuracy", "val_loss")
 #: The phase of the warm-up epochs (base frozen) in a history; see training.phase_plan.
@@ -100,8 +107,11 @@ def run_metrics(epochs: pd.DataFrame, target_accuracy: float, final_epochs: int 
         warmup = next((i for i, phase in enumerate(phases) if phase != WARMUP_PHASE), len(phases))
         nan_loss = history.loc[history["loss"].isna(), "epoch"]
         row.update(
-            n_epochs=n_epochs, warmup_epochs=warmup, target_accuracy=float(target_accuracy),
-            final_epochs=int(final_epochs), diverged=bool(len(nan_loss)),
+            n_epochs=n_epochs,
+            warmup_epochs=warmup,
+            target_accuracy=float(target_accuracy),
+            final_epochs=int(final_epochs),
+            diverged=bool(len(nan_loss)),
             diverged_epoch=float(nan_loss.min()) if len(nan_loss) else math.nan,
         )
         for horizon in (None, EARLY_HORIZON):
@@ -178,4 +188,3 @@ def write_metrics(
     write_table(epochs, outputs["epochs"])
     write_table(per_run, outputs["runs"])
     write_table(summarize_runs(per_run), outputs["summary"])
-

@@ -42,7 +42,10 @@ def preprocessing_layer(mode: str, name: str = "preprocessing") -> keras.Sequent
     elif mode == "torch":
         # Squares of the float32 std, so that the layer's sqrt gives back exactly the std Keras divides by.
         variance = [float(np.float32(s)) ** 2 for s in TORCH_STD_RGB]
-        stack = [divide_by(255.0, "scale"), layers.Normalization(mean=TORCH_MEAN_RGB, variance=variance, name="mean_std")]
+        stack = [
+            divide_by(255.0, "scale"),
+            layers.Normalization(mean=TORCH_MEAN_RGB, variance=variance, name="mean_std"),
+        ]
     else:
         raise ValueError(f"unknown preprocessing mode {mode!r}; expected caffe, tf or torch")
     return keras.Sequential(stack, name=name)
@@ -53,8 +56,13 @@ def alexnet_base(input_shape: tuple[int, int, int]) -> keras.Model:
     No Keras application exists, so it always starts from random weights."""
     inputs = keras.Input(input_shape)
     x = inputs
-    for filters, kernel, strides, pool in ((96, 11, 4, True), (256, 5, 1, True), (384, 3, 1, False),
-                                           (384, 3, 1, False), (256, 3, 1, True)):
+    for filters, kernel, strides, pool in (
+        (96, 11, 4, True),
+        (256, 5, 1, True),
+        (384, 3, 1, False),
+        (384, 3, 1, False),
+        (256, 3, 1, True),
+    ):
         padding = "valid" if strides > 1 else "same"
         x = layers.Conv2D(filters, kernel, strides=strides, padding=padding, activation="relu")(x)
         if pool:

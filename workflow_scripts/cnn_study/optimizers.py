@@ -20,8 +20,16 @@ OPTIMIZERS = {
 }
 # Keyword arguments of every Keras optimizer (keras.optimizers.Optimizer), after each class's own.
 COMMON_KEYWORDS = (
-    "weight_decay", "clipnorm", "clipvalue", "global_clipnorm", "use_ema", "ema_momentum",
-    "ema_overwrite_frequency", "loss_scale_factor", "gradient_accumulation_steps", "name",
+    "weight_decay",
+    "clipnorm",
+    "clipvalue",
+    "global_clipnorm",
+    "use_ema",
+    "ema_momentum",
+    "ema_overwrite_frequency",
+    "loss_scale_factor",
+    "gradient_accumulation_steps",
+    "name",
 )
 # Each class's own keyword arguments; learning_rate is left out: it comes from grid.learning_rates.
 CLASS_KEYWORDS = {

@@ -50,10 +50,12 @@ def predict_images(run_dir: str | Path, images: str | Path, output: str | Path) 
     with ImageSource(images) as source:
         names = image_names(source)
         if not names:
-            raise ValueError(f"{images}: no image files ({', '.join(IMAGE_SUFFIXES)}) found; give a folder or zip of images")
+            raise ValueError(
+                f"{images}: no image files ({', '.join(IMAGE_SUFFIXES)}) found; give a folder or zip of images"
+            )
         for start in range(0, len(names), BATCH):
             batch, arrays = [], []
-            for name in names[start:start + BATCH]:
+            for name in names[start : start + BATCH]:
                 try:
                     arrays.append(resize_rgb(decode_rgb(source.read(name)), size))
                     batch.append(name)

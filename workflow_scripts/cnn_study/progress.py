@@ -55,9 +55,16 @@ def run_status(run_dir: Path, now: float | None = None) -> dict:
     if record_path.is_file() and (run_dir / "history.csv").is_file():
         settings = json.loads(record_path.read_text())["settings"]
         history = _read_csv(run_dir / "history.csv")
-        row.update(state="finished", epochs=settings["epochs"], epoch=len(history), phase=history["phase"].iloc[-1],
-                   seconds_per_epoch=seconds_per_epoch(history), eta_seconds=0.0,
-                   accuracy=history["accuracy"].iloc[-1], val_accuracy=history["val_accuracy"].iloc[-1])
+        row.update(
+            state="finished",
+            epochs=settings["epochs"],
+            epoch=len(history),
+            phase=history["phase"].iloc[-1],
+            seconds_per_epoch=seconds_per_epoch(history),
+            eta_seconds=0.0,
+            accuracy=history["accuracy"].iloc[-1],
+            val_accuracy=history["val_accuracy"].iloc[-1],
+        )
         return row
     if not (resume / "settings.json").is_file():
         return row
@@ -68,8 +75,13 @@ def run_status(run_dir: Path, now: float | None = None) -> dict:
     backed_up = json.loads(saved.read_text())["epoch"] if saved.is_file() else 0
     done = max(backed_up, 0 if history is None else len(history))
     per_epoch = seconds_per_epoch(history)
-    row.update(epochs=len(phases), epoch=done, phase=phases[min(done, len(phases) - 1)],
-               seconds_per_epoch=per_epoch, eta_seconds=(len(phases) - done) * per_epoch)
+    row.update(
+        epochs=len(phases),
+        epoch=done,
+        phase=phases[min(done, len(phases) - 1)],
+        seconds_per_epoch=per_epoch,
+        eta_seconds=(len(phases) - done) * per_epoch,
+    )
     if history is not None:
         row.update(accuracy=history["accuracy"].iloc[-1], val_accuracy=history["val_accuracy"].iloc[-1])
     last_change = max(path.stat().st_mtime for path in [resume, *resume.rglob("*")])
@@ -120,30 +132,37 @@ def format_table(table: pd.DataFrame) -> str:
     def percent(value):
         return "" if math.isnan(value) else f"{100 * value:.1f}%"
 
-    shown = pd.DataFrame({
-        "run": table["run"],
-        "state": table["state"],
-        "epoch": [f"{int(k)}/{int(n)}" for k, n in zip(table["epoch"], table["epochs"])],
-        "phase": table["phase"],
-        "s/epoch": ["?" if math.isnan(s) else f"{s:.1f}" for s in table["seconds_per_epoch"]],
-        "ETA": [format_seconds(s) for s in table["eta_seconds"]],
-        "train acc": [percent(v) for v in table["accuracy"]],
-        "val acc": [percent(v) for v in table["val_accuracy"]],
-    })
+    shown = pd.DataFrame(
+        {
+            "run": table["run"],
+            "state": table["state"],
+            "epoch": [f"{int(k)}/{int(n)}" for k, n in zip(table["epoch"], table["epochs"])],
+            "phase": table["phase"],
+            "s/epoch": ["?" if math.isnan(s) else f"{s:.1f}" for s in table["seconds_per_epoch"]],
+            "ETA": [format_seconds(s) for s in table["eta_seconds"]],
+            "train acc": [percent(v) for v in table["accuracy"]],
+            "val acc": [percent(v) for v in table["val_accuracy"]],
+        }
+    )
     eta, parallel = grid_eta(table)
     counts = table["state"].value_counts()
-    summary = ", ".join(f"{counts[s]} {s}" for s in ("finished", "training", "starting", "stalled", "waiting") if s in counts)
+    summary = ", ".join(
+        f"{counts[s]} {s}" for s in ("finished", "training", "starting", "stalled", "waiting") if s in counts
+    )
     lines = [shown.to_string(index=False), "", f"{len(table)} runs: {summary}."]
     if (table["state"] == "finished").all():
         lines.append("Grid finished.")
     else:
-        lines.append(f"Grid ETA: {format_seconds(eta)} ({parallel} run(s) training side by side"
-                     f"{'' if not math.isnan(eta) else '; no epoch timed yet'}).")
+        lines.append(
+            f"Grid ETA: {format_seconds(eta)} ({parallel} run(s) training side by side"
+            f"{'' if not math.isnan(eta) else '; no epoch timed yet'})."
+        )
     return "\n".join(lines)
 
 
 def merged_config(config_files: list[Path]) -> dict:
     """config.yaml, then each overlay over it, key by key, as Snakemake's --configfile does."""
+
     def merge(base: dict, overlay: dict) -> dict:
         for key, value in overlay.items():
             base[key] = merge(base.get(key) or {}, value) if isinstance(value, dict) else value
@@ -161,8 +180,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Progress of every run of the grid: epoch, phase, seconds per epoch, ETA, last accuracies."
     )
-    parser.add_argument("--configfile", nargs="+", type=Path, default=[],
-                        help="the same overlays as given to snakemake (read after config.yaml)")
+    parser.add_argument(
+        "--configfile",
+        nargs="+",
+        type=Path,
+        default=[],
+        help="the same overlays as given to snakemake (read after config.yaml)",
+    )
     parser.add_argument("--directory", "-d", type=Path, default=Path("."), help="the workflow's folder (default: .)")
     args = parser.parse_args(argv)
     try:

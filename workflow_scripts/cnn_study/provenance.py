@@ -12,15 +12,25 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
 from cnn_study.files import write_text
 
 PACKAGES = (
-    "keras", "tensorflow", "tensorflow-cpu", "torch", "jax", "jaxlib", "jax-cuda12-plugin", "numpy", "h5py", "pandas",
-    "pillow", "snakemake",
+    "keras",
+    "tensorflow",
+    "tensorflow-cpu",
+    "torch",
+    "jax",
+    "jaxlib",
+    "jax-cuda12-plugin",
+    "numpy",
+    "h5py",
+    "pandas",
+    "pillow",
+    "snakemake",
 )
 
 
@@ -49,7 +59,7 @@ def git_commit(directory: Path) -> str | None:
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 @dataclass
@@ -63,7 +73,7 @@ class Provenance:
     extra: dict = field(default_factory=dict)
 
     @classmethod
-    def start(cls, settings: dict) -> "Provenance":
+    def start(cls, settings: dict) -> Provenance:
         return cls(settings=settings, started_at=now(), clock_start=time.perf_counter())
 
     def finish(self, path: str | Path, keras) -> dict:

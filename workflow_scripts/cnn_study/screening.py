@@ -49,9 +49,7 @@ MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
 HASH_DECODE_SIZE = (64, 64)
 _HASH_INPUT = 32
 _HASH_BITS = 8
-_DCT = np.cos(
-    np.pi * np.arange(_HASH_BITS)[:, None] * (2 * np.arange(_HASH_INPUT)[None, :] + 1) / (2 * _HASH_INPUT)
-)
+_DCT = np.cos(np.pi * np.arange(_HASH_BITS)[:, None] * (2 * np.arange(_HASH_INPUT)[None, :] + 1) / (2 * _HASH_INPUT))
 
 
 @dataclass
@@ -200,4 +198,3 @@ def near_duplicate_keepers(hashes: np.ndarray, max_distance: int) -> np.ndarray:
                 frontier.extend(found.tolist())
                 remaining = remaining[~near]
     return keeper
-

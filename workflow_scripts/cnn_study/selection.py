@@ -195,8 +195,13 @@ def apply_picklist(screened: list[Screened], picklist: Path, entries=None, class
 
 def _manifest_row(item: Screened, split: str) -> dict:
     return {
-        "file": item.file, "sha256": item.sha256, "label": item.label, "split": split,
-        "width": item.width, "height": item.height, "original_mode": item.original_mode,
+        "file": item.file,
+        "sha256": item.sha256,
+        "label": item.label,
+        "split": split,
+        "width": item.width,
+        "height": item.height,
+        "original_mode": item.original_mode,
     }
 
 
@@ -237,7 +242,10 @@ def select_images(
         layout, screened = screen_source(source, classes, min_size)
     per_class = Counter(s.label for s in screened)
     log.info(
-        "%s: %s layout, %d candidate images (%s)", source_path, layout, len(screened),
+        "%s: %s layout, %d candidate images (%s)",
+        source_path,
+        layout,
+        len(screened),
         ", ".join(f"{label} {per_class[label]}" for label in classes),
     )
     mark_duplicates(screened, near_duplicate_distance, prefer=[f for _, f, _ in entries or []])
@@ -247,7 +255,9 @@ def select_images(
         log.info("rejected %5d: %s", count, reason)
     usable = Counter(s.label for s in screened if s.reason is None)
     log.info(
-        "usable: %d of %d (%s)", len(screened) - len(rejected), len(screened),
+        "usable: %d of %d (%s)",
+        len(screened) - len(rejected),
+        len(screened),
         ", ".join(f"{label} {usable[label]}" for label in classes),
     )
     write_csv(Path(rejected_path), [vars(s) for s in rejected], REJECTED_COLUMNS)

@@ -86,7 +86,8 @@ def check_member_size(name: str, size: int, compressed_size: int | None = None) 
         ratio = size / max(compressed_size, 1)
         if ratio > MAX_COMPRESSION_RATIO:
             raise MemberRejected(
-                name, "implausible compression ratio",
+                name,
+                "implausible compression ratio",
                 f"{size} bytes from {compressed_size}, {ratio:.0f}:1, over the limit of {MAX_COMPRESSION_RATIO}:1",
             )
 
@@ -99,9 +100,7 @@ class ImageSource:
         self._zip = None
         self._members: dict[str, zipfile.ZipInfo] = {}
         if self.path.is_dir():
-            self._names = sorted(
-                p.relative_to(self.path).as_posix() for p in self.path.rglob("*") if p.is_file()
-            )
+            self._names = sorted(p.relative_to(self.path).as_posix() for p in self.path.rglob("*") if p.is_file())
         elif self.path.is_file():
             self._open_zip()
             self._names = sorted(self._members)

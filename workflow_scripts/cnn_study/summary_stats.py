@@ -28,10 +28,9 @@ from cnn_study.metrics import CI_LEVEL, CONFIG_KEYS, CURVES, EARLY_HORIZON, RUN_
 
 #: Run-level values summarised over seeds: last epoch, mean of the last k epochs ("final"), best; and the final
 #: values at epoch 15.
-SUMMARY_METRICS = (
-    [f"{stat}_{curve}" for stat in ("final", "last", "best") for curve in CURVES]
-    + [f"final_{curve}{horizon_suffix(EARLY_HORIZON)}" for curve in CURVES]
-)
+SUMMARY_METRICS = [f"{stat}_{curve}" for stat in ("final", "last", "best") for curve in CURVES] + [
+    f"final_{curve}{horizon_suffix(EARLY_HORIZON)}" for curve in CURVES
+]
 TEST_METRIC = "test_accuracy"
 #: The metric that picks the tuned learning rate: validation data, never the test split.
 TUNING_METRIC = "final_val_accuracy"
@@ -88,8 +87,10 @@ def summarize_runs(runs: pd.DataFrame) -> pd.DataFrame:
     for key, group in runs.groupby(CONFIG_KEYS, sort=True):
         row = dict(zip(CONFIG_KEYS, key))
         row.update(
-            n=int(group["seed"].nunique()), n_epochs=int(group["n_epochs"].max()),
-            target_accuracy=float(group["target_accuracy"].iloc[0]), final_epochs=int(group["final_epochs"].iloc[0]),
+            n=int(group["seed"].nunique()),
+            n_epochs=int(group["n_epochs"].max()),
+            target_accuracy=float(group["target_accuracy"].iloc[0]),
+            final_epochs=int(group["final_epochs"].iloc[0]),
             diverged=int(group["diverged"].astype(bool).sum()),
         )
         for name in metrics:
@@ -98,8 +99,15 @@ def summarize_runs(runs: pd.DataFrame) -> pd.DataFrame:
             if name == TEST_METRIC and n == 1:
                 used = group[values.notna()].iloc[0]
                 low, high = float(used["test_accuracy_ci95_low"]), float(used["test_accuracy_ci95_high"])
-            row.update({f"{name}_mean": mean, f"{name}_std": std, f"{name}_ci95_low": low,
-                        f"{name}_ci95_high": high, f"{name}_n": n})
+            row.update(
+                {
+                    f"{name}_mean": mean,
+                    f"{name}_std": std,
+                    f"{name}_ci95_low": low,
+                    f"{name}_ci95_high": high,
+                    f"{name}_n": n,
+                }
+            )
         reached = group["epochs_to_target"].dropna()
         row["epochs_to_target"] = float(reached.mean()) if len(reached) else math.nan
         row["epochs_to_target_reached"] = int(len(reached))
@@ -115,8 +123,12 @@ def summarize_runs(runs: pd.DataFrame) -> pd.DataFrame:
 def tuned_learning_rates(summary: pd.DataFrame) -> pd.DataFrame:
     """Per (model, optimizer), the summary row of the lr with the best mean final validation accuracy
     (ties: the smaller lr).  The test split, where there is one, never chooses: it only reports."""
-    ordered = summary.sort_values(["model", "optimizer", f"{TUNING_METRIC}_mean", "lr"],
-                                  ascending=[True, True, False, True], kind="mergesort", na_position="last")
+    ordered = summary.sort_values(
+        ["model", "optimizer", f"{TUNING_METRIC}_mean", "lr"],
+        ascending=[True, True, False, True],
+        kind="mergesort",
+        na_position="last",
+    )
     return ordered.groupby(["model", "optimizer"], sort=False).head(1).reset_index(drop=True)
 
 
@@ -131,10 +143,8 @@ def mean_curves(epochs: pd.DataFrame, metric: str) -> pd.DataFrame:
     bounds = (0.0, 1.0) if is_accuracy(metric) else None
     for key, g in epochs.groupby(CONFIG_KEYS + ["epoch"], sort=True):
         m, s, lo, hi, n = mean_ci(g[metric], bounds=bounds)
-        rows.append(dict(zip(CONFIG_KEYS + ["epoch"], key), mean=m, std=s,
-                         ci95_low=lo, ci95_high=hi, n=n))
-    out = pd.DataFrame(rows, columns=CONFIG_KEYS + ["epoch", "mean", "std", "ci95_low",
-                                                   "ci95_high", "n"])
+        rows.append(dict(zip(CONFIG_KEYS + ["epoch"], key), mean=m, std=s, ci95_low=lo, ci95_high=hi, n=n))
+    out = pd.DataFrame(rows, columns=CONFIG_KEYS + ["epoch", "mean", "std", "ci95_low", "ci95_high", "n"])
     return out.sort_values(CONFIG_KEYS + ["epoch"], kind="mergesort").reset_index(drop=True)
 
 
@@ -179,16 +189,18 @@ def _mannwhitney(x: np.ndarray, y: np.ndarray) -> tuple[float, float, str]:
     pooled = np.concatenate([x, y])
     # On ranks, so that +-inf (a diverged run) is simply the last rank; U and p are those of the values.
     ranks = stats.rankdata(pooled)
-    x, y = ranks[:len(x)], ranks[len(x):]
+    x, y = ranks[: len(x)], ranks[len(x) :]
     if len(np.unique(pooled)) == len(pooled):
         r = stats.mannwhitneyu(x, y, alternative="two-sided", method="exact")
         return float(r.statistic), float(r.pvalue), "exact"
-    perm = stats.PermutationMethod(n_resamples=PERMUTATION_RESAMPLES,
-                                   rng=np.random.default_rng(PERMUTATION_SEED))
+    perm = stats.PermutationMethod(n_resamples=PERMUTATION_RESAMPLES, rng=np.random.default_rng(PERMUTATION_SEED))
     r = stats.mannwhitneyu(x, y, alternative="two-sided", method=perm)
     exact = math.comb(len(pooled), len(x)) <= PERMUTATION_RESAMPLES
-    return (float(r.statistic), float(r.pvalue),
-            "exact permutation (ties)" if exact else "Monte Carlo permutation (ties)")
+    return (
+        float(r.statistic),
+        float(r.pvalue),
+        "exact permutation (ties)" if exact else "Monte Carlo permutation (ties)",
+    )
 
 
 def lower_is_better(metric: str) -> bool:
@@ -236,19 +248,42 @@ def _rank_table(groups: dict[str, np.ndarray], higher_is_better: bool) -> pd.Dat
     rows, start = [], 0
     for label, values in groups.items():
         finite = values[np.isfinite(values)]
-        rows.append(dict(optimizer=label, n=values.size, mean_rank=float(ranks_all[start:start + values.size].mean()),
-                         mean=_finite_mean(values), std=float(finite.std(ddof=1)) if finite.size > 1 else math.nan))
+        rows.append(
+            dict(
+                optimizer=label,
+                n=values.size,
+                mean_rank=float(ranks_all[start : start + values.size].mean()),
+                mean=_finite_mean(values),
+                std=float(finite.std(ddof=1)) if finite.size > 1 else math.nan,
+            )
+        )
         start += values.size
     ranks = pd.DataFrame(rows, columns=columns)
-    return ranks.sort_values(["mean_rank", "mean"], ascending=not higher_is_better,
-                             kind="mergesort").reset_index(drop=True)
+    return ranks.sort_values(["mean_rank", "mean"], ascending=not higher_is_better, kind="mergesort").reset_index(
+        drop=True
+    )
 
 
 def _pair_table(groups: dict[str, np.ndarray], higher_is_better: bool, alpha: float) -> pd.DataFrame:
     """Holm-corrected pairwise Mann-Whitney U; a significant pair's direction is read from the rank
     statistic (rank-biserial r > 0: a tends to be larger), not from the means."""
-    columns = ["optimizer_a", "optimizer_b", "n_a", "n_b", "mean_a", "mean_b", "diff", "u_statistic", "p_value",
-               "p_holm", "rank_biserial", "method", "min_achievable_p", "significant", "a_better"]
+    columns = [
+        "optimizer_a",
+        "optimizer_b",
+        "n_a",
+        "n_b",
+        "mean_a",
+        "mean_b",
+        "diff",
+        "u_statistic",
+        "p_value",
+        "p_holm",
+        "rank_biserial",
+        "method",
+        "min_achievable_p",
+        "significant",
+        "a_better",
+    ]
     rows = []
     for a, b in itertools.combinations(groups, 2):
         x, y = groups[a], groups[b]
@@ -257,17 +292,32 @@ def _pair_table(groups: dict[str, np.ndarray], higher_is_better: bool, alpha: fl
             rb = 2.0 * u / (x.size * y.size) - 1.0
         else:
             u, p, rb, method = math.nan, math.nan, math.nan, "not run (n<2)"
-        rows.append(dict(optimizer_a=a, optimizer_b=b, n_a=x.size, n_b=y.size, mean_a=_finite_mean(x),
-                         mean_b=_finite_mean(y), diff=_finite_mean(x) - _finite_mean(y), u_statistic=u, p_value=p,
-                         rank_biserial=rb, method=method, min_achievable_p=min_mannwhitney_p(x.size, y.size)))
+        rows.append(
+            dict(
+                optimizer_a=a,
+                optimizer_b=b,
+                n_a=x.size,
+                n_b=y.size,
+                mean_a=_finite_mean(x),
+                mean_b=_finite_mean(y),
+                diff=_finite_mean(x) - _finite_mean(y),
+                u_statistic=u,
+                p_value=p,
+                rank_biserial=rb,
+                method=method,
+                min_achievable_p=min_mannwhitney_p(x.size, y.size),
+            )
+        )
     for row, p_adj in zip(rows, holm([r["p_value"] for r in rows])):
         row["p_holm"] = float(p_adj)
-        row["significant"] = bool(p_adj < alpha)      # NaN < alpha is False
+        row["significant"] = bool(p_adj < alpha)  # NaN < alpha is False
         row["a_better"] = bool(row["rank_biserial"] > 0) == higher_is_better if row["significant"] else None
     return pd.DataFrame(rows, columns=columns)
 
 
-def compare_groups(groups: dict[str, np.ndarray], higher_is_better: bool = True, alpha: float = ALPHA) -> GroupComparison:
+def compare_groups(
+    groups: dict[str, np.ndarray], higher_is_better: bool = True, alpha: float = ALPHA
+) -> GroupComparison:
     """Kruskal-Wallis (for > 2 groups) and Holm-corrected pairwise Mann-Whitney U.
 
     ``groups`` maps a label to its per-seed values (NaN dropped, empty groups removed; +-inf is allowed and
@@ -292,17 +342,32 @@ def compare_groups(groups: dict[str, np.ndarray], higher_is_better: bool = True,
         else:
             r = stats.kruskal(*[stats.rankdata(pooled)[slice(*_span(n_per, lab))] for lab in labels])
             stat, p = float(r.statistic), float(r.pvalue)
-            eff = stat / (pooled.size - 1)          # epsilon^2 = H / (n - 1)
+            eff = stat / (pooled.size - 1)  # epsilon^2 = H / (n - 1)
     elif k == 2 and len(pairs):
         test, eff_name = "Mann-Whitney U", "rank_biserial"
-        stat, p, eff = (float(pairs["u_statistic"].iloc[0]), float(pairs["p_value"].iloc[0]),
-                        float(pairs["rank_biserial"].iloc[0]))
+        stat, p, eff = (
+            float(pairs["u_statistic"].iloc[0]),
+            float(pairs["p_value"].iloc[0]),
+            float(pairs["rank_biserial"].iloc[0]),
+        )
 
     min_p = float(pairs["min_achievable_p"].min()) if len(pairs) else 1.0
     enough = bool(k >= 2 and len(pairs) and (pairs["min_achievable_p"] * m < alpha).all())
-    return GroupComparison(test=test, statistic=stat, p_value=p, effect_size=eff, effect_size_name=eff_name,
-                           pairs=pairs, ranks=ranks, n_per_group=n_per, n_pairs=m, min_achievable_p=min_p,
-                           enough_seeds=enough, seeds_needed=min_seeds_needed(max(k, 2), alpha), alpha=alpha)
+    return GroupComparison(
+        test=test,
+        statistic=stat,
+        p_value=p,
+        effect_size=eff,
+        effect_size_name=eff_name,
+        pairs=pairs,
+        ranks=ranks,
+        n_per_group=n_per,
+        n_pairs=m,
+        min_achievable_p=min_p,
+        enough_seeds=enough,
+        seeds_needed=min_seeds_needed(max(k, 2), alpha),
+        alpha=alpha,
+    )
 
 
 def _span(n_per: dict, label: str) -> tuple[int, int]:
@@ -341,8 +406,9 @@ class OptimizerComparison:
     verdict_text: str
 
 
-def compare_optimizers(runs: pd.DataFrame, model: str, lr: float | None = None,
-                       metric: str = "final_val_accuracy", alpha: float = ALPHA) -> OptimizerComparison:
+def compare_optimizers(
+    runs: pd.DataFrame, model: str, lr: float | None = None, metric: str = "final_val_accuracy", alpha: float = ALPHA
+) -> OptimizerComparison:
     """Compare the optimizers of one model (at one lr) on a per-run metric (a ``runs.csv`` column) across seeds.
 
     Losses, ``epochs_to_target`` and seconds are lower-is-better.  ``lr=None`` means the model's only learning
@@ -367,23 +433,28 @@ def compare_optimizers(runs: pd.DataFrame, model: str, lr: float | None = None,
 def _verdict_text(model: str, lr: float, metric: str, res: GroupComparison) -> str:
     n_per, alpha = res.n_per_group, res.alpha
     head = f"{model} (lr={lr:g}), {metric} per optimizer: " + ", ".join(
-        f"{r.optimizer} {_fmt(r[f'mean_{metric}'])} (n={r.n})" for _, r in res.ranks.iterrows())
+        f"{r.optimizer} {_fmt(r[f'mean_{metric}'])} (n={r.n})" for _, r in res.ranks.iterrows()
+    )
     if len(n_per) < 2:
         return head + ". Only one optimizer: nothing to compare."
     sizes = ", ".join(f"{k}={v}" for k, v in n_per.items())
     if min(n_per.values()) < 2:
-        return (head + f". Seeds per optimizer: {sizes}. Too few seeds to conclude: with a "
-                "single seed per optimizer no test is possible; only point values can be "
-                f"compared. At least {res.seeds_needed} seeds per optimizer are needed for "
-                f"Holm-corrected pairwise tests to be able to reach p < {alpha:g}.")
+        return (
+            head + f". Seeds per optimizer: {sizes}. Too few seeds to conclude: with a "
+            "single seed per optimizer no test is possible; only point values can be "
+            f"compared. At least {res.seeds_needed} seeds per optimizer are needed for "
+            f"Holm-corrected pairwise tests to be able to reach p < {alpha:g}."
+        )
     parts = [head + "."]
     if res.test == "Kruskal-Wallis":
-        parts.append(f"Kruskal-Wallis H={_fmt(res.statistic)}, p={_fmt(res.p_value, 4)}, "
-                     f"epsilon^2={_fmt(res.effect_size)}.")
+        parts.append(
+            f"Kruskal-Wallis H={_fmt(res.statistic)}, p={_fmt(res.p_value, 4)}, epsilon^2={_fmt(res.effect_size)}."
+        )
     pair_txt = "; ".join(
         f"{r.optimizer_a} vs {r.optimizer_b}: diff={_fmt(r['diff'], 4)}, "
         f"r_rb={_fmt(r.rank_biserial, 2)}, p={_fmt(r.p_value, 4)}, p_Holm={_fmt(r.p_holm, 4)}"
-        for _, r in res.pairs.iterrows())
+        for _, r in res.pairs.iterrows()
+    )
     parts.append(f"Mann-Whitney U (Holm): {pair_txt}.")
     if not res.enough_seeds:
         parts.append(
@@ -391,12 +462,14 @@ def _verdict_text(model: str, lr: float, metric: str, res: GroupComparison) -> s
             f"a Mann-Whitney test can reach is {_fmt(res.min_achievable_p, 4)} "
             f"({_fmt(min(1.0, res.min_achievable_p * res.n_pairs), 4)} after Holm over "
             f"{res.n_pairs} pair(s)), not below alpha={alpha:g}, whatever the data. "
-            f"At least {res.seeds_needed} seeds per optimizer are needed.")
+            f"At least {res.seeds_needed} seeds per optimizer are needed."
+        )
         return " ".join(parts)
     sig = res.pairs[res.pairs["significant"]]
     if sig.empty:
-        parts.append(f"No pair differs significantly at alpha={alpha:g}: the ordering is not "
-                     "established at these seeds.")
+        parts.append(
+            f"No pair differs significantly at alpha={alpha:g}: the ordering is not established at these seeds."
+        )
     else:
         better = []
         for _, r in sig.iterrows():

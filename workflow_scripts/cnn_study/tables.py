@@ -20,14 +20,28 @@ from cnn_study.model_specs import MODEL_SPECS
 
 DISPLAY_NAMES = {
     **{name: spec.display_name for name, spec in MODEL_SPECS.items()},
-    "sgd": "SGD", "adam": "Adam", "rmsprop": "RMSprop",
+    "sgd": "SGD",
+    "adam": "Adam",
+    "rmsprop": "RMSprop",
 }
 
-_ACC_COLS = [("final_accuracy", "Final train acc (%)"), ("best_accuracy", "Best train acc (%)"),
-             ("final_val_accuracy", "Final val acc (%)"), ("best_val_accuracy", "Best val acc (%)")]
-_REQUIRED = (["model", "optimizer", "lr", "n", "final_val_loss_mean", "final_val_loss_std",
-              "epochs_to_target", "epochs_to_target_reached", "total_train_seconds_mean"]
-             + [f"{c}_{s}" for c, _ in _ACC_COLS for s in ("mean", "std")])
+_ACC_COLS = [
+    ("final_accuracy", "Final train acc (%)"),
+    ("best_accuracy", "Best train acc (%)"),
+    ("final_val_accuracy", "Final val acc (%)"),
+    ("best_val_accuracy", "Best val acc (%)"),
+]
+_REQUIRED = [
+    "model",
+    "optimizer",
+    "lr",
+    "n",
+    "final_val_loss_mean",
+    "final_val_loss_std",
+    "epochs_to_target",
+    "epochs_to_target_reached",
+    "total_train_seconds_mean",
+] + [f"{c}_{s}" for c, _ in _ACC_COLS for s in ("mean", "std")]
 
 
 def _nan(v) -> bool:
@@ -109,8 +123,13 @@ def _final_epochs(summary: pd.DataFrame) -> str:
 
 def _headers(summary: pd.DataFrame) -> list[str]:
     test = ["Test acc (%) [95% CI]"] if _has_test(summary) else []
-    return (["Optimizer", "LR", "Seeds"] + [h for _, h in _ACC_COLS]
-            + ["Final val loss"] + test + [f"Epochs to {_target_label(summary)}", "Train time (s)"])
+    return (
+        ["Optimizer", "LR", "Seeds"]
+        + [h for _, h in _ACC_COLS]
+        + ["Final val loss"]
+        + test
+        + [f"Epochs to {_target_label(summary)}", "Train time (s)"]
+    )
 
 
 def summary_markdown(summary: pd.DataFrame) -> str:
@@ -120,19 +139,25 @@ def summary_markdown(summary: pd.DataFrame) -> str:
     head = _headers(summary)
     out = []
     for model, rows in _rows(summary, " ± ", "—"):
-        out += [f"### {_name(model)}", "", "| " + " | ".join(head) + " |",
-                "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+        out += [
+            f"### {_name(model)}",
+            "",
+            "| " + " | ".join(head) + " |",
+            "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|",
+        ]
         for cells, best in rows:
             cells = [c.replace("|", "\\|") for c in cells]
             if best:
                 cells = [f"**{c}**" for c in cells]
             out.append("| " + " | ".join(cells) + " |")
         out.append("")
-    out.append(f"Accuracies in %, mean ± std over seeds when there are several; final = mean of the last "
-               f"{_final_epochs(summary)} epochs (results.final_epochs). Epochs to "
-               f"{_target_label(summary)}: first epoch whose training accuracy reaches it, mean "
-               f"over the seeds that did (k/n: seeds that did). **Bold**: highest mean final "
-               f"validation accuracy per model, when no other optimizer ties it.")
+    out.append(
+        f"Accuracies in %, mean ± std over seeds when there are several; final = mean of the last "
+        f"{_final_epochs(summary)} epochs (results.final_epochs). Epochs to "
+        f"{_target_label(summary)}: first epoch whose training accuracy reaches it, mean "
+        f"over the seeds that did (k/n: seeds that did). **Bold**: highest mean final "
+        f"validation accuracy per model, when no other optimizer ties it."
+    )
     return "\n".join(out + tuned_markdown(summary)) + "\n"
 
 
@@ -144,23 +169,43 @@ def tuned_markdown(summary: pd.DataFrame) -> list[str]:
     test = _has_test(summary)
     head = ["Model", "Optimizer", "Tuned LR", "Seeds", "Final val acc (%)", "Final train acc (%)"]
     head += ["Test acc (%) [95% CI]"] if test else []
-    lines = ["", "### Tuned learning rates", "",
-             "Per model and optimizer, the learning rate with the best mean final validation accuracy "
-             "(the test split, where there is one, never chooses).", "",
-             "| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|"]
+    lines = [
+        "",
+        "### Tuned learning rates",
+        "",
+        "Per model and optimizer, the learning rate with the best mean final validation accuracy "
+        "(the test split, where there is one, never chooses).",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|",
+    ]
     for _, r in summary[summary["tuned"].astype(bool)].iterrows():
         n = int(r["n"])
-        cells = [_name(r["model"]), _name(r["optimizer"]), f"{float(r['lr']):g}", str(n),
-                 _mean_std(r["final_val_accuracy_mean"], r["final_val_accuracy_std"], n, 100.0, 1, " ± "),
-                 _mean_std(r["final_accuracy_mean"], r["final_accuracy_std"], n, 100.0, 1, " ± ")]
+        cells = [
+            _name(r["model"]),
+            _name(r["optimizer"]),
+            f"{float(r['lr']):g}",
+            str(n),
+            _mean_std(r["final_val_accuracy_mean"], r["final_val_accuracy_std"], n, 100.0, 1, " ± "),
+            _mean_std(r["final_accuracy_mean"], r["final_accuracy_std"], n, 100.0, 1, " ± "),
+        ]
         cells += [_test_cell(r, "—")] if test else []
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
-_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
-                  "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
-                  "^": r"\textasciicircum{}"}
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
 
 
 def latex_escape(text: str) -> str:
@@ -173,13 +218,17 @@ def summary_latex(summary: pd.DataFrame) -> str:
     an italic model row; best optimizer row per model in ``\\textbf{}``."""
     head = _headers(summary)
     ncol = len(head)
-    lines = ["% requires \\usepackage{booktabs}",
-             "\\begin{tabular}{l" + "r" * (ncol - 1) + "}", "\\toprule",
-             " & ".join(latex_escape(h) for h in head) + " \\\\", "\\midrule"]
+    lines = [
+        "% requires \\usepackage{booktabs}",
+        "\\begin{tabular}{l" + "r" * (ncol - 1) + "}",
+        "\\toprule",
+        " & ".join(latex_escape(h) for h in head) + " \\\\",
+        "\\midrule",
+    ]
     if summary.empty:
         lines.append(f"\\multicolumn{{{ncol}}}{{l}}{{No runs}} \\\\")
     first = True
-    for model, rows in ([] if summary.empty else _rows(summary, " $\\pm$ ", "--")):
+    for model, rows in [] if summary.empty else _rows(summary, " $\\pm$ ", "--"):
         if not first:
             lines.append("\\midrule")
         first = False

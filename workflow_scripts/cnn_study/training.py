@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import shutil
 from pathlib import Path
 
@@ -33,8 +32,15 @@ from cnn_study.run_model import save_run_model
 log = logging.getLogger(__name__)
 
 HISTORY_COLUMNS = [
-    "epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy",
-    "learning_rate", "epoch_seconds", "images_per_second",
+    "epoch",
+    "phase",
+    "loss",
+    "accuracy",
+    "val_loss",
+    "val_accuracy",
+    "learning_rate",
+    "epoch_seconds",
+    "images_per_second",
 ]
 TIMING_COLUMNS = ["epoch_seconds", "images_per_second"]
 
@@ -89,7 +95,9 @@ def plateau_callback(keras, rates: dict[str, float], phases: list[str], partial_
 
     def set_rate(epoch, logs=None):
         phase = phases[epoch]
-        callback.model.optimizer.learning_rate = plateau_learning_rate(rates[phase], [v for p, v in losses if p == phase])
+        callback.model.optimizer.learning_rate = plateau_learning_rate(
+            rates[phase], [v for p, v in losses if p == phase]
+        )
 
     def record(epoch, logs=None):
         losses.append((phases[epoch], float(logs["val_loss"])))
@@ -242,8 +250,12 @@ def train_run(
     steps = -(-len(x_train) // batch_size)
     steps_per_execution = steps_per_execution_for(settings.get("steps_per_execution", 1), steps)
     if steps_per_execution != settings.get("steps_per_execution", 1):
-        log.info("steps_per_execution %d: lowered to %d, a divisor of the %d steps of an epoch",
-                 settings["steps_per_execution"], steps_per_execution, steps)
+        log.info(
+            "steps_per_execution %d: lowered to %d, a divisor of the %d steps of an epoch",
+            settings["steps_per_execution"],
+            steps_per_execution,
+            steps,
+        )
     backup = AsyncBackup(backup_dir)
     # Order matters: EpochStats fills the logs that CSVLogger writes; the backup follows the row.
     callbacks = [

@@ -41,7 +41,7 @@ class EpochBatches(keras.utils.PyDataset):
         epoch, step = self.first_epoch + index // self.steps, index % self.steps
         if epoch != self._order_epoch:
             self._order_epoch, self._order = epoch, epoch_order(self.seed, epoch, len(self.x))
-        picked = self._order[step * self.batch_size:(step + 1) * self.batch_size]
+        picked = self._order[step * self.batch_size : (step + 1) * self.batch_size]
         return self.x[picked], self.y[picked]
 
 
