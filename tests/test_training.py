@@ -86,7 +86,9 @@ def make_data(directory: Path, size: int, train: int = 8, val: int = 4) -> dict:
 class Job:
     """One attempt of a run: train_run in a child process, logging to <run>/attempt-N.log."""
 
-    def __init__(self, run_dir: Path, settings: dict, data: dict, backend: str = "tensorflow", attempt: int = 1):
+    def __init__(
+        self, run_dir: Path, settings: dict, data: dict, backend: str = "tensorflow", attempt: int = 1, keep="model"
+    ):
         self.run_dir = run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
         spec = {
@@ -98,6 +100,7 @@ class Job:
             "provenance_path": str(run_dir / "run.json"),
             "resume_dir": str(run_dir / "resume"),
             "threads": 2,
+            "keep": keep,
         }
         (run_dir / "spec.json").write_text(json.dumps(spec))
         env = {
@@ -338,8 +341,8 @@ def test_steps_per_execution_keeps_history_callbacks_and_resume(tmp_path):
     reference = Job(tmp_path / "reference", plain, data)
     run = tmp_path / "run"
     settings = make_settings(epochs=3, batch_size=2, steps_per_execution=4)
-    assert Job(run, settings, data, attempt=1).kill_after_backup(1) == 1
-    resumed = Job(run, settings, data, attempt=2).finish()
+    assert Job(run, settings, data, attempt=1, keep="full").kill_after_backup(1) == 1
+    resumed = Job(run, settings, data, attempt=2, keep="full").finish()  # full: model.keras keeps compile()'s config
     log = resumed.text()
     assert "resuming at epoch 2 of 3" in log and "entering phase fine_tune" in log
     assert [int(n) for n in re.findall(r"^Epoch (\d+)/3$", log, re.M)] == [2, 3]

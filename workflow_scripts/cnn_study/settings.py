@@ -58,7 +58,7 @@ def check_config(config: dict) -> dict:
 
 def _check_test_split_has_models(config: dict) -> None:
     """The test split is evaluated on each run's saved model, which training.keep: none does not keep."""
-    if config["dataset"].get("n_test", 0) > 0 and model_keep(config) == "none":
+    if (config.get("dataset") or {}).get("n_test", 0) > 0 and model_keep(config) == "none":
         raise ConfigError(
             "invalid config: dataset.n_test > 0 evaluates every run's saved model, but training.keep = none "
             "keeps none; set training.keep to model, full or weights"
@@ -133,7 +133,7 @@ def run_grid(config: dict) -> list[dict]:
 
 def model_keep(config: dict) -> str:
     """What a finished run keeps of its model (training.keep; see cnn_study.run_model)."""
-    return config["training"].get("keep", "model")
+    return (config.get("training") or {}).get("keep", "model")
 
 
 def run_settings(config: dict, model: str, optimizer: str, lr: str, seed: str | int) -> dict:
