@@ -24,7 +24,9 @@ except settings.ConfigError as error:
 
 RUNS = settings.run_grid(config)
 MODELS = config["grid"]["models"]
-RUN_DIR = "results/runs/{model}/{optimizer}/lr{lr}/seed{seed}"
+# A run's place in the grid, as a path: its results folder, and its logs and benchmark under the same name.
+RUN_PATH = "{model}/{optimizer}/lr{lr}/seed{seed}"
+RUN_DIR = f"results/runs/{RUN_PATH}"
 
 
 wildcard_constraints:

@@ -4,7 +4,7 @@ rule evaluate_test:
     output:
         test=f"{RUN_DIR}/test.json",
     log:
-        "logs/evaluate_test/{model}/{optimizer}/lr{lr}/seed{seed}.log",
+        f"logs/evaluate_test/{RUN_PATH}.log",
     conda:
         "../envs/train.yaml"
     threads: 1

@@ -10,6 +10,7 @@ rule build_image_cache:
         "../envs/data.yaml"
     params:
         classes=config["dataset"]["classes"],
+        splits=list(SPLITS),
     script:
         "../workflow_scripts/build_image_cache.py"
 
@@ -26,5 +27,6 @@ rule build_test_cache:
         "../envs/data.yaml"
     params:
         classes=config["dataset"]["classes"],
+        splits=list(TEST_SPLITS),
     script:
-        "../workflow_scripts/build_test_cache.py"
+        "../workflow_scripts/build_image_cache.py"

@@ -4,9 +4,9 @@ rule train:
     output:
         **train_outputs(),
     log:
-        f"logs/train/{RUN_DIR.removeprefix('results/runs/')}.log",
+        f"logs/train/{RUN_PATH}.log",
     benchmark:
-        f"results/benchmarks/train/{RUN_DIR.removeprefix('results/runs/')}.tsv"
+        f"results/benchmarks/train/{RUN_PATH}.tsv"
     conda:
         training_env
     threads: training_threads()

@@ -1,4 +1,5 @@
-"""Snakemake glue: decode the picked images once and store them resized for one input size."""
+"""Snakemake glue: decode the picked images of some splits (train and val, or test) once and store them resized
+for one input size."""
 
 from cnn_study.image_cache import build_cache
 from cnn_study.logs import run_logged
@@ -11,4 +12,5 @@ run_logged(
     classes=snakemake.params.classes,
     size=int(snakemake.wildcards.size),
     outputs=dict(snakemake.output.items()),
+    splits=tuple(snakemake.params.splits),
 )
