@@ -24,10 +24,7 @@ import socket
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cnn_study.training import completed_epochs
-
-# train_run keeps its BackupAndRestore state in resume_dir / "backup".
-BACKUP_FOLDER = "backup"
+from cnn_study.training import BACKUP_FOLDER, completed_epochs
 
 
 def attempt_folder(rule_log: str | Path) -> Path:

@@ -19,7 +19,7 @@ import pandas as pd
 import yaml
 
 from cnn_study.settings import run_grid
-from cnn_study.training import BACKUP_METADATA, phase_plan
+from cnn_study.training import BACKUP_FOLDER, BACKUP_METADATA, PARTIAL_HISTORY, RESUME_SETTINGS, phase_plan
 
 RUNS_DIR = Path("results/runs")
 RUN_PATH = "{model}/{optimizer}/lr{lr}/seed{seed}"
@@ -66,12 +66,12 @@ def run_status(run_dir: Path, now: float | None = None) -> dict:
             val_accuracy=history["val_accuracy"].iloc[-1],
         )
         return row
-    if not (resume / "settings.json").is_file():
+    if not (resume / RESUME_SETTINGS).is_file():
         return row
-    settings = json.loads((resume / "settings.json").read_text())
+    settings = json.loads((resume / RESUME_SETTINGS).read_text())
     phases = phase_plan(settings["protocol"], settings["epochs"])
-    history = _read_csv(resume / "history.csv")
-    saved = resume / "backup" / BACKUP_METADATA
+    history = _read_csv(resume / PARTIAL_HISTORY)
+    saved = resume / BACKUP_FOLDER / BACKUP_METADATA
     backed_up = json.loads(saved.read_text())["epoch"] if saved.is_file() else 0
     done = max(backed_up, 0 if history is None else len(history))
     per_epoch = seconds_per_epoch(history)

@@ -117,6 +117,10 @@ def steps_per_execution_for(requested: int, steps: int) -> int:
     return max(d for d in range(1, min(requested, steps) + 1) if steps % d == 0)
 
 
+# The resume folder of an unfinished run: Keras backup state, the history rows so far, the settings it belongs to.
+BACKUP_FOLDER = "backup"
+PARTIAL_HISTORY = "history.csv"
+RESUME_SETTINGS = "settings.json"
 BACKUP_METADATA = "training_metadata.json"
 
 
@@ -163,7 +167,7 @@ def phase_spans(phases: list[str], start: int) -> list[tuple[int, int]]:
 
 def prepare_resume_dir(resume_dir: Path, settings: dict) -> None:
     """Keep the resume folder only if it belongs to these settings; a changed config starts afresh."""
-    recorded = resume_dir / "settings.json"
+    recorded = resume_dir / RESUME_SETTINGS
     if recorded.exists() and json.loads(recorded.read_text()) != json.loads(json.dumps(settings)):
         log.warning("settings changed since the interrupted attempt: discarding %s and starting afresh", resume_dir)
         shutil.rmtree(resume_dir)
@@ -231,7 +235,7 @@ def train_run(
     from cnn_study.training_callbacks import AsyncBackup, EpochBatches, EpochProgress, EpochSeeds, EpochStats
 
     history_path, resume_dir = Path(history_path), Path(resume_dir)
-    backup_dir, partial_history = resume_dir / "backup", resume_dir / "history.csv"
+    backup_dir, partial_history = resume_dir / BACKUP_FOLDER, resume_dir / PARTIAL_HISTORY
     prepare_resume_dir(resume_dir, settings)
     provenance.first_started_at = first_start(resume_dir, provenance.started_at)
 
