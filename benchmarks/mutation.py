@@ -63,7 +63,8 @@ def prepare(module: str, repo: Path, root: Path) -> None:
     ini = configparser.ConfigParser()
     ini.read(repo / "pytest.ini")
     ini["pytest"]["pythonpath"] = ". tests"
-    ini["pytest"]["addopts"] = "-m 'not slow and not slurm' -p no:cacheprovider"
+    # Tests that run Snakemake on a copy of the workflow would test the unmutated checkout.
+    ini["pytest"]["addopts"] = "-m 'not slow and not slurm and not workflow' -p no:cacheprovider"
     with open(root / "pytest.ini", "w") as handle:
         ini.write(handle)
     mutmut = configparser.ConfigParser()

@@ -138,6 +138,7 @@ def test_a_failed_pick_keeps_the_reasons_where_its_message_says(tmp_path):
     assert not kept.exists()  # a successful pick removes the stale copy
 
 
+@pytest.mark.workflow
 def test_a_failed_pick_in_snakemake_keeps_the_reasons_it_names(tmp_path):
     """The real thing: Snakemake deletes the failed job's rejected.csv, the copy the message names survives."""
     members = competition_members(3)
