@@ -59,6 +59,7 @@ def test_good_jpeg_is_usable_and_described():
     assert result.reason is None
     assert (result.width, result.height, result.original_mode) == (96, 80, "RGB")
     assert len(result.sha256) == 64 and result.phash != 0
+    assert result.size_bytes == len(data)  # among equal pictures, the larger file is kept
 
 
 @pytest.mark.parametrize(
@@ -92,6 +93,7 @@ def test_each_kind_of_bad_file_gets_a_reason(data, reason):
     result = screen(data)
     assert result.reason == reason
     assert result.description.startswith(reason)
+    assert result.phash == 0  # a rejected file has no hash, so it is nobody's near duplicate
 
 
 @pytest.mark.parametrize(
@@ -103,12 +105,27 @@ def test_each_kind_of_bad_file_gets_a_reason(data, reason):
         b"BM" + bytes(10),
         b"II*\x00" + bytes(20),
         jpeg(1)[:4],
+        b"RIFF" + bytes(4) + b"WEBP" + bytes(20),
     ],
-    ids=["jpeg", "png", "gif", "bmp", "tiff", "jpeg-4-bytes"],
+    ids=["jpeg", "png", "gif", "bmp", "tiff", "jpeg-4-bytes", "webp"],
 )
 def test_a_known_signature_with_an_unreadable_header_is_damaged_not_a_non_image(data):
     result = screen(data)
     assert (result.reason, result.detail) == ("truncated or undecodable", "header unreadable")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(30), bytes(8) + b"WEBP" + bytes(20)],
+    ids=["riff-wave", "webp-without-riff"],
+)
+def test_only_riff_and_webp_together_mark_a_damaged_webp(data):
+    assert (screen(data).reason, screen(data).detail) == ("not an image", "")
+
+
+def test_a_decode_failure_names_the_decoder_error():
+    assert screen(jpeg(1)[:-300]).detail == "OSError: image file is truncated (34 bytes not processed)"
+    assert screen(jpeg(1)[:40]).description == "truncated or undecodable (OSError: Truncated File Read)"
 
 
 def test_too_small_detail_gives_the_size():
@@ -149,6 +166,13 @@ def test_image_over_the_pixel_limit_is_rejected_undecoded(monkeypatch):
     assert result.reason == "too large" and "96x80" in result.detail
 
 
+def test_an_image_of_exactly_the_pixel_limit_is_kept(monkeypatch):
+    monkeypatch.setattr(screening, "MAX_PIXELS", 96 * 80)
+    assert screen(jpeg(1, size=(96, 80))).reason is None
+    monkeypatch.setattr(screening, "MAX_PIXELS", 96 * 80 - 1)
+    assert screen(jpeg(1, size=(96, 80))).description == "too large (96x80 > 7679 pixels)"
+
+
 def test_pillow_bomb_warning_does_not_escape(monkeypatch):
     # Pillow warns between MAX_IMAGE_PIXELS and twice that; the warning must not reach the caller.
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 5000)
@@ -179,6 +203,15 @@ def test_no_corruption_crashes_screening():
                 data = data[: rng.randrange(1, len(data))]
             result = screen(bytes(data))
             assert result.reason is None or result.reason in REASONS, result
+
+
+def test_decode_for_the_cache_refuses_truncated_data_even_when_pillow_is_told_to_load_it(monkeypatch):
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    with pytest.raises(OSError, match=r"^image file is truncated \(34 bytes not processed\)$"):
+        decode_rgb(jpeg(1)[:-300])  # never a half-grey picture in the cache
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is True  # the caller's setting is restored after a failure
+    assert decode_rgb(jpeg(1)).size == (96, 80)
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is True  # and after a success
 
 
 # ---- conversions ---------------------------------------------------------------------------
@@ -255,6 +288,34 @@ def test_transparent_grayscale_is_composited_on_white():
     assert np.all(pixels[:, 0] == 255) and np.all(pixels[:, 1] == 100)
 
 
+def test_transparent_colour_of_an_rgb_png_is_composited_on_white():
+    pixels = np.array([[[0, 0, 0], [10, 200, 30]]] * 40, dtype=np.uint8)  # black is the PNG tRNS colour
+    decoded = np.asarray(decode_rgb(encode(Image.fromarray(pixels), "PNG", transparency=(0, 0, 0))))
+    assert np.all(decoded[:, 0] == 255) and np.all(decoded[:, 1] == (10, 200, 30))
+
+
+def test_a_palette_with_alpha_is_composited_on_white():
+    clear = Image.new("RGBA", (40, 40), (0, 0, 0, 0)).quantize()  # P mode, the alpha in the palette
+    assert np.all(np.asarray(screening.to_rgb(clear)) == 255)
+
+
+@pytest.mark.parametrize(
+    "values, expected",
+    [
+        ([0, 100, 255], [0, 100, 255]),  # 8-bit range: as is
+        ([0, 256], [0, 1]),  # above 255: 16-bit data, divided by 257
+        ([0, 32896, 65535], [0, 128, 255]),
+        ([0, 65535, 131070], [0, 128, 255]),  # beyond 16 bits: scaled by the maximum
+        ([-50, 20], [0, 20]),  # negative values clipped
+    ],
+    ids=["8-bit", "just-over-8-bit", "16-bit", "over-16-bit", "negative"],
+)
+def test_32_bit_integer_tiffs_are_scaled_by_their_range(values, expected):
+    image = Image.fromarray(np.array([values] * 2, dtype=np.int32))
+    decoded = np.asarray(decode_rgb(encode(image, "TIFF")))
+    assert decoded[0, :, 0].tolist() == expected and np.all(decoded == decoded[..., :1])
+
+
 def test_cmyk_jpeg_keeps_its_colours():
     original = np.asarray(photo(9), dtype=np.float64)
     converted = np.asarray(decode_rgb(encode(photo(9).convert("CMYK"), quality=95)), dtype=np.float64)
@@ -269,6 +330,20 @@ def test_phash_matches_imagehash():
     for seed in range(5):
         image = photo(seed)
         assert phash(image) == int(str(imagehash.phash(image)), 16)
+
+
+def test_black_frame_hashes_to_zero():
+    # every DCT coefficient equals the median: no bit is set (strictly greater, as in imagehash)
+    assert phash(Image.new("RGB", (64, 64))) == 0
+    assert screen(encode(Image.new("L", (64, 64)), "PNG")).phash == 0
+
+
+def test_grayscale_with_a_transparent_key_hashes_like_its_flattened_copy():
+    pixels = np.asarray(photo(6).convert("L")).copy()
+    pixels[:, :48] = 0  # the left half is the transparent key colour
+    keyed = encode(Image.fromarray(pixels), "PNG", transparency=0)
+    flattened = encode(decode_rgb(keyed), "PNG")  # what training sees: the key area white
+    assert screen(keyed).phash == screen(flattened).phash
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,7 @@ orientation is not applied (as in Keras' own loaders).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import warnings
@@ -78,11 +79,22 @@ def _open(data: bytes) -> Image.Image:
     return Image.open(io.BytesIO(data), formats=FORMATS)
 
 
+@contextlib.contextmanager
+def _strict_decoding():
+    """Truncated data fails, whatever else set Pillow's LOAD_TRUNCATED_IMAGES; its warnings stay inside."""
+    truncated_setting = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # EXIF, palette and bomb warnings; the decode decides
+            yield
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = truncated_setting
+
+
 def to_rgb(image: Image.Image) -> Image.Image:
-    """Any Pillow image as 8-bit RGB: 16-bit and float scaled, transparency composited onto white."""
+    """Any Pillow image as a new 8-bit RGB image: 16-bit and float scaled, transparency composited onto white."""
     mode = image.mode
-    if mode == "RGB" and "transparency" not in image.info:
-        return image
     if mode.startswith("I") or mode == "F":
         values = np.asarray(image, dtype=np.float64)
         top = float(values.max()) if values.size else 0.0
@@ -91,9 +103,9 @@ def to_rgb(image: Image.Image) -> Image.Image:
         elif top > 65535:
             values = values * (255.0 / top)
         return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8)).convert("RGB")
-    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
+    if image.has_transparency_data:
         rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        background = Image.new("RGBA", rgba.size, "white")
         background.alpha_composite(rgba)
         return background.convert("RGB")
     return image.convert("RGB")
@@ -101,8 +113,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 def phash(image: Image.Image) -> int:
     """64-bit perceptual hash of the image (imagehash.phash, hash_size 8, as an int)."""
-    gray = image if image.mode == "L" else to_rgb(image).convert("L")
-    pixels = np.asarray(gray.resize((_HASH_INPUT, _HASH_INPUT), Image.Resampling.LANCZOS), dtype=np.float64)
+    gray = to_rgb(image).convert("L")
+    pixels = np.asarray(gray.resize((_HASH_INPUT, _HASH_INPUT), Image.Resampling.LANCZOS))
     low = _DCT @ pixels @ _DCT.T
     bits = (low > np.median(low)).ravel()
     return int.from_bytes(np.packbits(bits).tobytes(), "big")
@@ -114,20 +126,13 @@ def screen_image(file: str, label: str, data: bytes, min_size: int) -> Screened:
     if not data:
         result.reason = "zero bytes"
         return result
-    truncated_setting = ImageFile.LOAD_TRUNCATED_IMAGES
-    ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file must fail, whatever else set it
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # EXIF, palette and bomb warnings; the decode decides
+        with _strict_decoding():
             _screen(result, data, min_size)
     except Exception as error:  # noqa: BLE001 -- a decoder's failure is a reason, never a crash
         bomb = isinstance(error, Image.DecompressionBombError)
         result.reason = "too large" if bomb else "truncated or undecodable"
         result.detail = error_text(error)
-    finally:
-        ImageFile.LOAD_TRUNCATED_IMAGES = truncated_setting
-    if result.reason is not None:
-        result.phash = 0
     return result
 
 
@@ -140,9 +145,6 @@ def _screen(result: Screened, data: bytes, min_size: int) -> None:
         else:
             result.reason = "not an image"
         return
-    except Image.DecompressionBombError as error:
-        result.reason, result.detail = "too large", error_text(error)
-        return
     with image:
         result.width, result.height = image.size
         result.original_mode = image.mode
@@ -150,8 +152,7 @@ def _screen(result: Screened, data: bytes, min_size: int) -> None:
             result.reason = "too large"
             result.detail = f"{result.width}x{result.height} > {MAX_PIXELS} pixels"
             return
-        if image.format in ("JPEG", "MPO"):
-            image.draft("L", HASH_DECODE_SIZE)
+        image.draft("L", HASH_DECODE_SIZE)  # JPEG and MPO decode at reduced scale; other formats ignore it
         image.load()  # the one full decode: truncated or corrupt data fails here
         if min(result.width, result.height) < min_size:
             result.reason = "smaller than minimum size"
@@ -162,16 +163,9 @@ def _screen(result: Screened, data: bytes, min_size: int) -> None:
 
 def decode_rgb(data: bytes) -> Image.Image:
     """Full decode to RGB (see to_rgb), for the cache of selected images."""
-    truncated_setting = ImageFile.LOAD_TRUNCATED_IMAGES
-    ImageFile.LOAD_TRUNCATED_IMAGES = False
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with _open(data) as image:
-                image.load()
-                return to_rgb(image).copy()
-    finally:
-        ImageFile.LOAD_TRUNCATED_IMAGES = truncated_setting
+    with _strict_decoding(), _open(data) as image:
+        image.load()
+        return to_rgb(image)
 
 
 def near_duplicate_keepers(hashes: np.ndarray, max_distance: int) -> np.ndarray:
@@ -182,11 +176,10 @@ def near_duplicate_keepers(hashes: np.ndarray, max_distance: int) -> np.ndarray:
     even a set where everything matches everything costs O(n^2) numpy work, not Python loops.
     """
     hashes = np.asarray(hashes, dtype=np.uint64)
-    keeper = np.full(len(hashes), -1, dtype=np.int64)
+    keeper = np.arange(len(hashes))  # each its own keeper until an earlier near copy claims it
     remaining = np.arange(len(hashes))
     while remaining.size:
         start = int(remaining[0])
-        keeper[start] = start
         remaining = remaining[1:]
         frontier = [start]
         while frontier and remaining.size:
