@@ -32,7 +32,8 @@ MODULES = {
     "image_cache": ["tests/test_image_cache.py"],
     # test_image_cache checks the decode to RGB (screening.decode_rgb, to_rgb) on every image mode.
     "screening": ["tests/test_screening.py", "tests/test_image_cache.py"],
-    "selection": ["tests/test_selection.py"],
+    # test_test_split checks the held-out test pick (select_test_images, pick_test).
+    "selection": ["tests/test_selection.py", "tests/test_test_split.py"],
     "kaggle_download": ["tests/test_kaggle_download.py"],
     "summary_stats": ["tests/test_summary_stats.py"],
     "claims": ["tests/test_claims.py"],
