@@ -590,7 +590,7 @@ def select_test(tmp_path, source, n_test, seed=0, picklist=None, out="out", clas
 
 
 def test_the_test_split_is_what_a_larger_validation_split_would_add(tmp_path, caplog):
-    members = competition_members(10)
+    members = competition_members(12)  # 6 per class left after the pick: the pick order must choose 3 of them
     members["train/cat.99.jpg"] = b""
     source = write_zip(tmp_path / "train.zip", members)
     order = ["dog", "cat"]
