@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import logging
 import random
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,16 @@ import pytest
 from PIL import Image
 
 from cnn_study.screening import screen_image
-from cnn_study.selection import MANIFEST_COLUMNS, SelectionError, mark_duplicates, select_images
+from cnn_study.selection import (
+    MANIFEST_COLUMNS,
+    SelectionError,
+    mark_duplicates,
+    read_picklist,
+    screen_source,
+    select_images,
+    select_test_images,
+)
+from cnn_study.sources import ImageSource
 from helpers import copy_workflow, snakemake
 from photo_fixtures import competition_members, encode, jpeg, petimages_members, photo, write_folder, write_zip
 
@@ -123,6 +133,29 @@ def test_too_few_usable_images_is_one_line_with_the_counts(tmp_path):
     assert "4 + 2 = 6" in message
 
 
+def test_too_few_usable_images_names_each_short_class_with_its_own_counts(tmp_path):
+    members = competition_members(5)
+    members["train/cat.0.jpg"] = b""  # cats: 4 candidates usable of 5, dogs: 5 of 5
+    with pytest.raises(SelectionError) as error:
+        select(tmp_path, write_zip(tmp_path / "train.zip", members), n_train=4, n_val=2)
+    kept = tmp_path / "out" / "rejected.failed-pick.csv"
+    assert str(error.value) == (
+        "too few usable images: cat 4 usable of 5; dog 5 usable of 5; n_train + n_val = 4 + 2 = 6 per class "
+        f"are needed; lower them or add images (the 1 rejected images and why: {kept})"
+    )
+
+
+def test_manifest_and_rejected_csv_end_lines_with_newline_only(tmp_path):
+    """Byte-identical on every platform: '\\n' line ends, never '\\r\\n'."""
+    members = competition_members(8)
+    members["train/cat.99.jpg"] = b""
+    _, manifest, _ = select(tmp_path, write_zip(tmp_path / "train.zip", members))
+    rejected = (tmp_path / "out" / "rejected.csv").read_bytes()
+    for written in (manifest, rejected):
+        assert b"\r" not in written and written.endswith(b"\n")
+    assert rejected.count(b"\n") == 2
+
+
 def test_a_failed_pick_keeps_the_reasons_where_its_message_says(tmp_path):
     """Snakemake deletes rejected.csv when the job fails: the reasons survive in a file the message names."""
     members = competition_members(5)
@@ -200,6 +233,62 @@ def test_bad_files_are_listed_with_reasons_and_counted_in_the_log(tmp_path, capl
     assert not list((tmp_path / "out").glob("*partial*"))
 
 
+def test_the_log_says_what_was_screened_rejected_and_picked(tmp_path, caplog):
+    members = competition_members(8)
+    members.update({"train/cat.100.jpg": b"", "train/dog.101.jpg": b"", "train/dog.102.jpg": b"text"})
+    source = write_zip(tmp_path / "train.zip", members)
+    with caplog.at_level(logging.INFO, logger="cnn_study.selection"):
+        select(tmp_path, source)
+    assert caplog.messages == [
+        f"{source}: competition layout, 19 candidate images (cat 9, dog 10)",
+        "rejected     1: not an image",
+        "rejected     2: zero bytes",
+        "usable: 16 of 19 (cat 8, dog 8)",
+        "train: cat 4, dog 4",
+        "val: cat 2, dog 2",
+    ]
+
+
+def corrupt_stored_member(path: Path, members: dict, name: str) -> None:
+    """Flip a byte of a stored member's content, so that its CRC no longer matches."""
+    data = bytearray(path.read_bytes())
+    data[data.index(members[name][-200:])] ^= 0xFF  # a JPEG's entropy-coded tail is unique
+    path.write_bytes(bytes(data))
+
+
+def test_members_that_cannot_be_read_are_rejected_and_screening_goes_on(tmp_path, capsys):
+    members = competition_members(2)
+    path = write_zip(tmp_path / "train.zip", members)
+    corrupt_stored_member(path, members, "train/cat.0.jpg")
+    with zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("train/cat.00.jpg", bytes(4 * 2**20))  # a zip bomb: refused unread
+    with ImageSource(path) as source:
+        layout, screened = screen_source(source, CLASSES, 32)
+    assert layout == "competition"
+    unreadable, bomb, *usable = screened
+    assert (unreadable.file, unreadable.label, unreadable.sha256, unreadable.reason, unreadable.detail) == (
+        "train/cat.0.jpg",
+        "cat",
+        "",
+        "unreadable",
+        "BadZipFile: Bad CRC-32 for file 'train/cat.0.jpg'",
+    )
+    assert (bomb.file, bomb.label, bomb.sha256, bomb.reason) == (
+        "train/cat.00.jpg",
+        "cat",
+        "",
+        "implausible compression ratio",
+    )
+    assert bomb.detail.startswith("4194304 bytes from ") and bomb.detail.endswith("over the limit of 100:1")
+    assert [(s.file, s.reason) for s in usable] == [
+        ("train/cat.1.jpg", None),
+        ("train/dog.0.jpg", None),
+        ("train/dog.1.jpg", None),
+    ]
+    progress = capsys.readouterr().err.splitlines()
+    assert progress[-1].startswith("screening: 100%") and "5/5" in progress[-1]
+
+
 def test_converted_images_record_their_original_mode(tmp_path):
     sixteen_bit = Image.fromarray(np.asarray(photo(7).convert("L"), dtype=np.uint16) * 257)
     members = {
@@ -247,7 +336,13 @@ def test_reencoded_resized_copy_never_spans_the_splits(tmp_path):
         assert copy not in picked
         (row,) = [r for r in rejected if r["file"] in (original, copy)]
         assert (row["file"], row["reason"], row["kept"]) == (copy, "near duplicate", original)
-        assert "phash distance" in row["detail"]
+        assert row["detail"] == f"phash distance {hamming_distance(members[original], members[copy])}"
+
+
+def hamming_distance(first: bytes, second: bytes) -> int:
+    """How many bits of the two images' perceptual hashes differ."""
+    hashes = [screen_image("x", "cat", data, 32).phash for data in (first, second)]
+    return bin(hashes[0] ^ hashes[1]).count("1")
 
 
 # Worse copies of a photo, each losing to the original (96x80 RGB JPEG, quality 90, about 2.7 kB) on one
@@ -299,6 +394,14 @@ def test_palette_copy_beats_a_larger_grayscale_copy():
     assert kept_content({"train/cat.1.jpg": palette, "train/cat.2.jpg": grayscale}) == expected
 
 
+def test_grayscale_copy_beats_a_larger_bilevel_copy():
+    bilevel, grayscale = encode(photo(3).convert("1"), "PNG"), encode(photo(3).convert("L"), quality=30)
+    assert len(bilevel) > len(grayscale)
+    expected = {screen_image("x", "cat", grayscale, 32).sha256}
+    assert kept_content({"train/cat.1.jpg": bilevel, "train/cat.2.jpg": grayscale}) == expected
+    assert kept_content({"train/cat.1.jpg": grayscale, "train/cat.2.jpg": bilevel}) == expected
+
+
 def test_equal_copies_are_decided_by_content_not_names():
     """Same pixel count, mode and file size (BMP): the content hash decides, whichever name each has."""
     pixels = np.asarray(photo(3), dtype=np.int16)
@@ -335,7 +438,7 @@ def test_exact_duplicates_keep_one_member(tmp_path):
     rows, _, rejected = select(tmp_path, write_zip(tmp_path / "train.zip", members), n_train=5, n_val=2)
     group = {"train/cat.2.jpg", "train/dog.50.jpg", "train/cat.51.jpg"}
     dropped = [r for r in rejected if r["file"] in group]
-    assert len(dropped) == 2 and {r["reason"] for r in dropped} == {"exact duplicate"}
+    assert len(dropped) == 2 and {(r["reason"], r["detail"]) for r in dropped} == {("exact duplicate", "same sha256")}
     (kept,) = group - {r["file"] for r in dropped}
     assert {r["kept"] for r in dropped} == {kept}
     assert sum(1 for r in rows if r["file"] in group) == 1
@@ -394,10 +497,157 @@ def test_picklist_validation(tmp_path, entries, message):
     assert "\n" not in str(error.value)
 
 
+def test_picklist_errors_name_the_file_and_line(tmp_path):
+    members, _, _ = leaky_members()
+    entries = [("train/cat.0.jpg", "train"), ("", "val")]  # an empty cell: no file named on line 3
+    picklist = write_picklist(tmp_path, entries)
+    kept = tmp_path / "out" / "rejected.failed-pick.csv"
+    with pytest.raises(SelectionError) as error:
+        select(tmp_path, write_zip(tmp_path / "train.zip", members), picklist=picklist)
+    assert str(error.value) == (
+        f"{picklist}:3: '' is not an image of the source's layout; fix the name (the 1 rejected images and why: {kept})"
+    )
+
+
+def test_picklist_rows_follow_the_configured_class_order(tmp_path):
+    entries = [("train/cat.0.jpg", "train"), ("train/dog.0.jpg", "train"), ("train/cat.1.jpg", "val")]
+    entries.append(("train/dog.1.jpg", "val"))
+    source = write_zip(tmp_path / "train.zip", competition_members(3))
+    rows, _, _ = select(tmp_path, source, picklist=write_picklist(tmp_path, entries), classes=["dog", "cat"])
+    assert [(r["split"], r["label"]) for r in rows] == [
+        ("train", "dog"),
+        ("train", "cat"),
+        ("val", "dog"),
+        ("val", "cat"),
+    ]
+
+
+def test_picklist_saved_by_a_spreadsheet_is_read(tmp_path):
+    """A byte-order mark (Excel's UTF-8 CSV) and spaces around names and values are not part of them."""
+    picklist = tmp_path / "picklist.csv"
+    picklist.write_text("\ufefffile , split\n train/cat.0.jpg , train\ntrain/cat.1.jpg,val\n", encoding="utf-8")
+    assert read_picklist(picklist) == [(2, "train/cat.0.jpg", "train"), (3, "train/cat.1.jpg", "val")]
+
+
+def test_picklist_missing_cells_read_as_empty(tmp_path):
+    """A short row leaves its last columns empty, so the checks name them as '' (no split, no file)."""
+    no_split = tmp_path / "no_split.csv"
+    no_split.write_text("file,note,split\ntrain/cat.0.jpg\n")
+    no_file = tmp_path / "no_file.csv"
+    no_file.write_text("split,file\nval\n")
+    assert read_picklist(no_split) == [(2, "train/cat.0.jpg", "")]
+    assert read_picklist(no_file) == [(2, "", "val")]
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("file,set\ntrain/cat.1.jpg,train\n", "a picklist needs the columns file,split; it has ['file', 'set']"),
+        ("split\ntrain\n", "a picklist needs the columns file,split; it has ['split']"),
+        ("", "a picklist needs the columns file,split; it has []"),
+        ("file,split\n", "the picklist names no images"),
+        (b"file,split\ntrain/cat.\xff.jpg,train\n", "cannot read the picklist ('utf-8' codec can't decode byte 0xff"),
+        (None, "cannot read the picklist ([Errno 2] No such file or directory"),
+    ],
+    ids=["no-split-column", "no-file-column", "empty-file", "no-rows", "not-utf8", "missing"],
+)
+def test_picklist_that_cannot_be_used_is_named_with_the_reason(tmp_path, content, message):
+    picklist = tmp_path / "picklist.csv"
+    if isinstance(content, bytes):
+        picklist.write_bytes(content)
+    elif content is not None:
+        picklist.write_text(content)
+    with pytest.raises(SelectionError) as error:
+        read_picklist(picklist)
+    assert str(error.value).startswith(f"{picklist}: {message}")
+    assert "\n" not in str(error.value)
+
+
 def test_picklist_needs_file_and_split_columns(tmp_path):
     picklist = write_picklist(tmp_path, [("train/cat.1.jpg", "train")], header="name,set")
     with pytest.raises(SelectionError, match="needs the columns file,split"):
         select(tmp_path, write_zip(tmp_path / "train.zip", competition_members(3)), picklist=picklist)
+
+
+# ---- the held-out test split ---------------------------------------------------------------
+
+
+def select_test(tmp_path, source, n_test, seed=0, picklist=None, out="out", classes=CLASSES):
+    """select_test_images after select (same source, seed and out folder): (rows, test_manifest.csv bytes)."""
+    out = tmp_path / out
+    rows = select_test_images(
+        source_path=source,
+        manifest_path=out / "manifest.csv",
+        test_manifest_path=out / "test_manifest.csv",
+        classes=classes,
+        n_test=n_test,
+        seed=seed,
+        min_size=32,
+        near_duplicate_distance=6,
+        picklist=picklist,
+    )
+    return rows, (out / "test_manifest.csv").read_bytes()
+
+
+def test_the_test_split_is_what_a_larger_validation_split_would_add(tmp_path, caplog):
+    members = competition_members(12)  # 6 per class left after the pick: the pick order must choose 3 of them
+    members["train/cat.99.jpg"] = b""
+    source = write_zip(tmp_path / "train.zip", members)
+    order = ["dog", "cat"]
+    picked, _, _ = select(tmp_path, source, n_train=4, n_val=2, seed=3, classes=order)
+    with caplog.at_level(logging.INFO, logger="cnn_study.selection"):
+        rows, manifest = select_test(tmp_path, source, n_test=3, seed=3, classes=order)
+    wider, _, _ = select(tmp_path, source, n_train=4, n_val=5, seed=3, classes=order, out="wider")
+    added = {r["file"] for r in wider if r["split"] == "val"} - {r["file"] for r in picked}
+    assert {r["file"] for r in rows} == added
+    assert caplog.messages[-1] == "test: dog 3, cat 3"
+    lines = manifest.decode().splitlines()
+    assert lines[0] == ",".join(MANIFEST_COLUMNS)
+    written = read_csv(tmp_path / "out" / "test_manifest.csv")
+    assert [(r["split"], r["label"]) for r in written] == [("test", "dog")] * 3 + [("test", "cat")] * 3
+    assert [r["file"] for r in written] == [r["file"] for r in rows]
+
+
+def test_too_few_images_left_for_the_test_split_names_each_class(tmp_path):
+    members = competition_members(10)
+    members.update({"train/cat.99.jpg": b"", "train/dog.10.jpg": jpeg(100), "train/dog.11.jpg": jpeg(101)})
+    source = write_zip(tmp_path / "train.zip", members)
+    select(tmp_path, source, n_train=4, n_val=2)
+    select_test(tmp_path, source, n_test=4)  # exactly the 4 cats left are enough
+    with pytest.raises(SelectionError) as error:
+        select_test(tmp_path, source, n_test=5)
+    assert str(error.value) == (
+        "too few usable images for the test split after train and validation: cat 4 left; "
+        "dataset.n_test = 5 per class is needed; lower it or add images"
+    )
+    with pytest.raises(SelectionError, match=r": cat 4 left; dog 6 left; dataset.n_test = 7 per class"):
+        select_test(tmp_path, source, n_test=7)
+
+
+def test_a_source_changed_since_the_pick_is_named_for_the_test_split(tmp_path):
+    members = competition_members(8)
+    select(tmp_path, write_zip(tmp_path / "train.zip", members), n_train=4, n_val=2)
+    picked = sorted(r["file"] for r in read_csv(tmp_path / "out" / "manifest.csv"))
+    for gone in picked[1:3]:
+        del members[gone]
+    with pytest.raises(SelectionError) as error:
+        select_test(tmp_path, write_zip(tmp_path / "changed.zip", members), n_test=1)
+    assert str(error.value) == (
+        f"{picked[1]} (and 1 more) of the manifest is not a usable image of the source; the source changed "
+        "since the pick, rerun select_images"
+    )
+
+
+def test_the_test_split_keeps_the_picklists_copy_and_leaves_out_its_original(tmp_path):
+    members, original, copy = leaky_members()
+    source = write_zip(tmp_path / "train.zip", members)
+    entries = [(copy, "train"), ("train/dog.0.jpg", "train"), ("train/cat.0.jpg", "val"), ("train/dog.1.jpg", "val")]
+    picklist = write_picklist(tmp_path, entries)
+    select(tmp_path, source, picklist=picklist)
+    rows, _ = select_test(tmp_path, source, n_test=8, picklist=picklist)  # every usable image left
+    files = {r["file"] for r in rows}
+    assert original not in files and copy not in files
+    assert len(files) == 16
 
 
 # ---- the real mini archive -----------------------------------------------------------------

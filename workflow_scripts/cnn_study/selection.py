@@ -22,8 +22,6 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
 from cnn_study.errors import error_text
 from cnn_study.files import write_text
 from cnn_study.logs import progress_bar
@@ -107,11 +105,11 @@ def mark_duplicates(screened: list[Screened], max_distance: int, prefer: Sequenc
         else:
             item.reason, item.kept, item.detail = "exact duplicate", keeper.file, "same sha256"
     # Near copies among the distinct contents.
-    hashes = np.array([s.phash for s in distinct], dtype=np.uint64)
-    for index, kept in enumerate(near_duplicate_keepers(hashes, max_distance)):
-        if kept != index:
-            item, keeper = distinct[index], distinct[kept]
-            distance = int(np.bitwise_count(hashes[index] ^ hashes[kept]))
+    keepers = near_duplicate_keepers([s.phash for s in distinct], max_distance)
+    for item, kept in zip(distinct, keepers):
+        keeper = distinct[kept]
+        if keeper is not item:
+            distance = (item.phash ^ keeper.phash).bit_count()
             item.reason, item.kept, item.detail = "near duplicate", keeper.file, f"phash distance {distance}"
 
 
@@ -158,13 +156,15 @@ def read_picklist(picklist: Path) -> list[tuple[int, str, str]]:
     return entries
 
 
-def apply_picklist(screened: list[Screened], picklist: Path, entries=None, classes=None) -> list[dict]:
-    """A user's own hand-pick (CSV with columns file, split), checked like the automatic pick.
+def apply_picklist(
+    screened: list[Screened], picklist: Path, entries: list[tuple[int, str, str]], classes: list[str]
+) -> list[dict]:
+    """A user's own hand-pick (read_picklist's entries; ``picklist`` names the file in messages), checked
+    like the automatic pick.
 
     Call mark_duplicates with the picked files preferred first, so that a picked file is only
     rejected as a duplicate when another picked file is kept in its place.
     """
-    entries = read_picklist(picklist) if entries is None else entries
     by_file = {s.file: s for s in screened}
     first_line: dict[str, int] = {}
     for line, file, _ in entries:
@@ -190,7 +190,7 @@ def apply_picklist(screened: list[Screened], picklist: Path, entries=None, class
     for split in SPLITS:
         if not any(row["split"] == split for row in rows):
             raise SelectionError(f"{picklist}: no image is picked for {split}; a run needs both train and val")
-    return _sorted_rows(rows, classes or sorted({row["label"] for row in rows}))
+    return _sorted_rows(rows, classes)
 
 
 def _manifest_row(item: Screened, split: str) -> dict:
