@@ -381,7 +381,7 @@ def _span(n_per: dict, label: str) -> tuple[int, int]:
 
 def choose_lr(runs: pd.DataFrame, lr: float | None) -> float:
     """The learning rate to analyse: ``lr`` if given (must be present), else the only one."""
-    lrs = sorted(runs["lr"].unique())
+    lrs = sorted(float(v) for v in runs["lr"].unique())  # messages list [0.001, 0.1], not np.float64(..)
     if lr is not None:
         if not np.isclose(lrs, lr).any():
             raise ValueError(f"lr={lr} not in the data (have {lrs})")
