@@ -489,11 +489,15 @@ def test_tuned_learning_rate_ties_go_to_the_smaller_lr_and_an_unmeasured_lr_is_n
         ]
     )
     df.loc[(df["optimizer"] == "adam") & (df["lr"] == 0.01), "final_val_accuracy"] = np.nan
-    tuned = tuned_learning_rates(summarize_runs(df))
+    df = pd.concat([df, final_only("inceptionv3", "sgd", [0.5, 0.5], lr=0.1)])
+    summary = summarize_runs(df)
+    tuned = tuned_learning_rates(summary)
     assert list(zip(tuned.model, tuned.optimizer, tuned.lr)) == [
+        ("inceptionv3", "sgd", 0.1),
         ("resnet50", "adam", 0.001),
         ("resnet50", "sgd", 0.001),
     ]
+    pd.testing.assert_frame_equal(tuned, summary[summary["tuned"]].reset_index(drop=True))  # the summary's rows
 
 
 def test_mean_curves_of_a_loss_are_not_clipped_and_all_columns_come_in_order():
@@ -507,6 +511,7 @@ def test_mean_curves_of_a_loss_are_not_clipped_and_all_columns_come_in_order():
     assert first["std"] == pytest.approx(math.sqrt(2) * 0.01)
     assert first["ci95_low"] == pytest.approx(0.01 - T_975_DF1 * 0.01) and first["ci95_low"] < 0
     assert list(mean_curves(df.iloc[:0], "loss").columns) == list(c.columns)
+    assert mean_curves(df.assign(accuracy=[0.98, 1.0, 1.0, 1.0]), "accuracy")["ci95_high"].tolist()[0] == 1.0
     with pytest.raises(ValueError, match=r"^epochs table lacks columns: seed, nope$"):
         mean_curves(df.drop(columns=["seed"]), "nope")
 
@@ -529,6 +534,19 @@ def test_holm_caps_at_one_and_keeps_the_running_maximum():
 
 
 # --------------------------------------------------------------------------- compare_groups, by hand
+def test_mann_whitney_without_ties_is_exact_also_for_ten_runs_per_group():
+    pair = compare_groups({"a": np.arange(10.0, 20.0), "b": np.arange(10.0)}).pairs.iloc[0]
+    assert pair["method"] == "exact"
+    assert pair["p_value"] == pytest.approx(2 / math.comb(20, 10), rel=1e-9)  # not the normal approximation
+
+
+def test_mann_whitney_with_ties_is_exact_for_eight_runs_per_group():
+    # 8 + 8 runs, C(16, 8) = 12870 splits: five 1s all in a (or none) has probability C(11, 3) / C(16, 8)
+    pair = compare_groups({"a": [1.0] * 5 + [0.0] * 3, "b": [0.0] * 8}).pairs.iloc[0]
+    assert pair["method"] == "exact permutation (ties)"
+    assert pair["p_value"] == pytest.approx(2 * math.comb(11, 3) / math.comb(16, 8), rel=1e-9)
+
+
 def test_mann_whitney_with_ties_is_an_exact_permutation_test_when_the_splits_can_be_enumerated():
     # two 1s among six values, three per group: P(both 1s in a) = P(none in a) = 4/20
     pair = compare_groups({"a": [1.0, 1.0, 0.0], "b": [0.0, 0.0, 0.0]}).pairs.iloc[0]

@@ -117,7 +117,7 @@ def summarize_runs(runs: pd.DataFrame) -> pd.DataFrame:
     if out.empty:
         return out
     out["tuned"] = out.set_index(CONFIG_KEYS).index.isin(tuned_learning_rates(out).set_index(CONFIG_KEYS).index)
-    return out.sort_values(CONFIG_KEYS, kind="mergesort").reset_index(drop=True)
+    return out
 
 
 def tuned_learning_rates(summary: pd.DataFrame) -> pd.DataFrame:
@@ -126,10 +126,9 @@ def tuned_learning_rates(summary: pd.DataFrame) -> pd.DataFrame:
     ordered = summary.sort_values(
         ["model", "optimizer", f"{TUNING_METRIC}_mean", "lr"],
         ascending=[True, True, False, True],
-        kind="mergesort",
         na_position="last",
     )
-    return ordered.groupby(["model", "optimizer"], sort=False).head(1).reset_index(drop=True)
+    return ordered.groupby(["model", "optimizer"]).head(1).reset_index(drop=True)
 
 
 def mean_curves(epochs: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -144,8 +143,7 @@ def mean_curves(epochs: pd.DataFrame, metric: str) -> pd.DataFrame:
     for key, g in epochs.groupby(CONFIG_KEYS + ["epoch"], sort=True):
         m, s, lo, hi, n = mean_ci(g[metric], bounds=bounds)
         rows.append(dict(zip(CONFIG_KEYS + ["epoch"], key), mean=m, std=s, ci95_low=lo, ci95_high=hi, n=n))
-    out = pd.DataFrame(rows, columns=CONFIG_KEYS + ["epoch", "mean", "std", "ci95_low", "ci95_high", "n"])
-    return out.sort_values(CONFIG_KEYS + ["epoch"], kind="mergesort").reset_index(drop=True)
+    return pd.DataFrame(rows, columns=CONFIG_KEYS + ["epoch", "mean", "std", "ci95_low", "ci95_high", "n"])
 
 
 # --------------------------------------------------------------------------- tests
@@ -173,9 +171,7 @@ def holm(pvalues) -> np.ndarray:
     out = np.full(p.shape, np.nan)
     ok = np.flatnonzero(~np.isnan(p))
     m = len(ok)
-    if m == 0:
-        return out
-    order = ok[np.argsort(p[ok], kind="mergesort")]
+    order = ok[np.argsort(p[ok])]  # tied p-values get the same adjusted value in either order
     running = 0.0
     for i, idx in enumerate(order):
         running = max(running, min(1.0, (m - i) * p[idx]))
@@ -259,9 +255,7 @@ def _rank_table(groups: dict[str, np.ndarray], higher_is_better: bool) -> pd.Dat
         )
         start += values.size
     ranks = pd.DataFrame(rows, columns=columns)
-    return ranks.sort_values(["mean_rank", "mean"], ascending=not higher_is_better, kind="mergesort").reset_index(
-        drop=True
-    )
+    return ranks.sort_values(["mean_rank", "mean"], ascending=not higher_is_better).reset_index(drop=True)
 
 
 def _pair_table(groups: dict[str, np.ndarray], higher_is_better: bool, alpha: float) -> pd.DataFrame:
@@ -340,7 +334,7 @@ def compare_groups(
         if np.unique(pooled).size == 1:
             stat, p, eff = 0.0, 1.0, 0.0
         else:
-            r = stats.kruskal(*[stats.rankdata(pooled)[slice(*_span(n_per, lab))] for lab in labels])
+            r = stats.kruskal(*g.values())
             stat, p = float(r.statistic), float(r.pvalue)
             eff = stat / (pooled.size - 1)  # epsilon^2 = H / (n - 1)
     elif k == 2 and len(pairs):
@@ -370,15 +364,6 @@ def compare_groups(
     )
 
 
-def _span(n_per: dict, label: str) -> tuple[int, int]:
-    start = 0
-    for other, n in n_per.items():
-        if other == label:
-            return start, start + n
-        start += n
-    raise KeyError(label)
-
-
 def choose_lr(runs: pd.DataFrame, lr: float | None) -> float:
     """The learning rate to analyse: ``lr`` if given (must be present), else the only one."""
     lrs = sorted(float(v) for v in runs["lr"].unique())  # messages list [0.001, 0.1], not np.float64(..)
@@ -392,7 +377,7 @@ def choose_lr(runs: pd.DataFrame, lr: float | None) -> float:
 
 
 def _fmt(v: float, digits: int = 3) -> str:
-    return "nan" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
+    return f"{v:.{digits}f}"  # NaN prints as nan
 
 
 @dataclass
