@@ -518,7 +518,7 @@ def test_mean_curves_of_a_loss_are_not_clipped_and_all_columns_come_in_order():
 
 def test_min_achievable_p_without_runs_and_with_one_run():
     assert min_mannwhitney_p(0, 5) == 1.0 and min_mannwhitney_p(5, 0) == 1.0
-    assert min_mannwhitney_p(1, 5) == pytest.approx(1 / 3)  # 2 / C(6, 1)
+    assert min_mannwhitney_p(1, 5) == min_mannwhitney_p(5, 1) == pytest.approx(1 / 3)  # 2 / C(6, 1)
 
 
 def test_seeds_needed_must_bring_p_below_alpha_not_to_it():
@@ -652,6 +652,7 @@ def test_lower_is_better_flips_the_winner_of_a_significant_pair():
 # --------------------------------------------------------------------------- verdict texts
 def test_verdict_text_of_a_separated_study():
     comparison = compare_optimizers(separated_five(), "inceptionv3")
+    assert (comparison.model, comparison.lr, comparison.metric) == ("inceptionv3", 0.001, "final_val_accuracy")
     assert comparison.verdict_text == (
         "inceptionv3 (lr=0.001), final_val_accuracy per optimizer: rmsprop 0.962 (n=5), adam 0.942 (n=5), "
         "sgd 0.922 (n=5). Kruskal-Wallis H=12.500, p=0.0019, epsilon^2=0.893. Mann-Whitney U (Holm): "
