@@ -84,14 +84,14 @@ def summarize_runs(runs: pd.DataFrame) -> pd.DataFrame:
     """
     metrics = SUMMARY_METRICS + ([TEST_METRIC] if TEST_METRIC in runs.columns else [])
     rows = []
-    for key, group in runs.groupby(CONFIG_KEYS, sort=True):
+    for key, group in runs.groupby(CONFIG_KEYS):  # sorted by the keys
         row = dict(zip(CONFIG_KEYS, key))
         row.update(
             n=int(group["seed"].nunique()),
             n_epochs=int(group["n_epochs"].max()),
             target_accuracy=float(group["target_accuracy"].iloc[0]),
             final_epochs=int(group["final_epochs"].iloc[0]),
-            diverged=int(group["diverged"].astype(bool).sum()),
+            diverged=int(group["diverged"].sum()),
         )
         for name in metrics:
             values = group[name]
@@ -109,7 +109,7 @@ def summarize_runs(runs: pd.DataFrame) -> pd.DataFrame:
                 }
             )
         reached = group["epochs_to_target"].dropna()
-        row["epochs_to_target"] = float(reached.mean()) if len(reached) else math.nan
+        row["epochs_to_target"] = float(reached.mean())  # NaN when no seed reached the target
         row["epochs_to_target_reached"] = int(len(reached))
         row["total_train_seconds_mean"] = float(group["total_train_seconds"].mean())
         rows.append(row)
@@ -117,7 +117,7 @@ def summarize_runs(runs: pd.DataFrame) -> pd.DataFrame:
     if out.empty:
         return out
     out["tuned"] = out.set_index(CONFIG_KEYS).index.isin(tuned_learning_rates(out).set_index(CONFIG_KEYS).index)
-    return out.sort_values(CONFIG_KEYS, kind="mergesort").reset_index(drop=True)
+    return out
 
 
 def tuned_learning_rates(summary: pd.DataFrame) -> pd.DataFrame:
@@ -126,10 +126,8 @@ def tuned_learning_rates(summary: pd.DataFrame) -> pd.DataFrame:
     ordered = summary.sort_values(
         ["model", "optimizer", f"{TUNING_METRIC}_mean", "lr"],
         ascending=[True, True, False, True],
-        kind="mergesort",
-        na_position="last",
-    )
-    return ordered.groupby(["model", "optimizer"], sort=False).head(1).reset_index(drop=True)
+    )  # NaN (an lr without a value) sorts last
+    return ordered.groupby(["model", "optimizer"]).head(1).reset_index(drop=True)
 
 
 def mean_curves(epochs: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -141,26 +139,25 @@ def mean_curves(epochs: pd.DataFrame, metric: str) -> pd.DataFrame:
         raise ValueError(f"epochs table lacks columns: {', '.join(missing)}")
     rows = []
     bounds = (0.0, 1.0) if is_accuracy(metric) else None
-    for key, g in epochs.groupby(CONFIG_KEYS + ["epoch"], sort=True):
+    for key, g in epochs.groupby(CONFIG_KEYS + ["epoch"]):  # sorted by the keys
         m, s, lo, hi, n = mean_ci(g[metric], bounds=bounds)
         rows.append(dict(zip(CONFIG_KEYS + ["epoch"], key), mean=m, std=s, ci95_low=lo, ci95_high=hi, n=n))
-    out = pd.DataFrame(rows, columns=CONFIG_KEYS + ["epoch", "mean", "std", "ci95_low", "ci95_high", "n"])
-    return out.sort_values(CONFIG_KEYS + ["epoch"], kind="mergesort").reset_index(drop=True)
+    return pd.DataFrame(rows, columns=CONFIG_KEYS + ["epoch", "mean", "std", "ci95_low", "ci95_high", "n"])
 
 
 # --------------------------------------------------------------------------- tests
 def min_mannwhitney_p(n1: int, n2: int) -> float:
     """Smallest two-sided p-value an exact Mann-Whitney U test can give with n1 and n2 runs
-    (complete separation, no ties): 2 / C(n1+n2, n1), capped at 1."""
+    (complete separation, no ties): 2 / C(n1+n2, n1); 1 when a side has no runs."""
     if n1 < 1 or n2 < 1:
         return 1.0
-    return min(1.0, 2.0 / math.comb(n1 + n2, n1))
+    return 2.0 / math.comb(n1 + n2, n1)
 
 
 def min_seeds_needed(n_groups: int, alpha: float = ALPHA) -> int:
     """Smallest equal group size at which every Holm-corrected pairwise Mann-Whitney test among
     ``n_groups`` groups can reach p < alpha (m * min_p < alpha, m = number of pairs)."""
-    m = max(1, n_groups * (n_groups - 1) // 2)
+    m = max(1, math.comb(n_groups, 2))
     n = 1
     while m * min_mannwhitney_p(n, n) >= alpha:
         n += 1
@@ -173,9 +170,7 @@ def holm(pvalues) -> np.ndarray:
     out = np.full(p.shape, np.nan)
     ok = np.flatnonzero(~np.isnan(p))
     m = len(ok)
-    if m == 0:
-        return out
-    order = ok[np.argsort(p[ok], kind="mergesort")]
+    order = ok[np.argsort(p[ok])]  # tied p-values get the same adjusted value in either order
     running = 0.0
     for i, idx in enumerate(order):
         running = max(running, min(1.0, (m - i) * p[idx]))
@@ -191,10 +186,10 @@ def _mannwhitney(x: np.ndarray, y: np.ndarray) -> tuple[float, float, str]:
     ranks = stats.rankdata(pooled)
     x, y = ranks[: len(x)], ranks[len(x) :]
     if len(np.unique(pooled)) == len(pooled):
-        r = stats.mannwhitneyu(x, y, alternative="two-sided", method="exact")
+        r = stats.mannwhitneyu(x, y, method="exact")
         return float(r.statistic), float(r.pvalue), "exact"
     perm = stats.PermutationMethod(n_resamples=PERMUTATION_RESAMPLES, rng=np.random.default_rng(PERMUTATION_SEED))
-    r = stats.mannwhitneyu(x, y, alternative="two-sided", method=perm)
+    r = stats.mannwhitneyu(x, y, method=perm)
     exact = math.comb(len(pooled), len(x)) <= PERMUTATION_RESAMPLES
     return (
         float(r.statistic),
@@ -258,10 +253,8 @@ def _rank_table(groups: dict[str, np.ndarray], higher_is_better: bool) -> pd.Dat
             )
         )
         start += values.size
-    ranks = pd.DataFrame(rows, columns=columns)
-    return ranks.sort_values(["mean_rank", "mean"], ascending=not higher_is_better, kind="mergesort").reset_index(
-        drop=True
-    )
+    ranks = pd.DataFrame(rows)
+    return ranks.sort_values(["mean_rank", "mean"], ascending=not higher_is_better).reset_index(drop=True)
 
 
 def _pair_table(groups: dict[str, np.ndarray], higher_is_better: bool, alpha: float) -> pd.DataFrame:
@@ -331,7 +324,7 @@ def compare_groups(
     n_per = {lab: int(g[lab].size) for lab in labels}
     ranks = _rank_table(g, higher_is_better)
     pairs = _pair_table(g, higher_is_better, alpha)
-    m = k * (k - 1) // 2
+    m = math.comb(k, 2)
 
     test, stat, p, eff, eff_name = "none", math.nan, math.nan, math.nan, ""
     if k > 2 and min(n_per.values()) >= 2:
@@ -340,7 +333,7 @@ def compare_groups(
         if np.unique(pooled).size == 1:
             stat, p, eff = 0.0, 1.0, 0.0
         else:
-            r = stats.kruskal(*[stats.rankdata(pooled)[slice(*_span(n_per, lab))] for lab in labels])
+            r = stats.kruskal(*g.values())
             stat, p = float(r.statistic), float(r.pvalue)
             eff = stat / (pooled.size - 1)  # epsilon^2 = H / (n - 1)
     elif k == 2 and len(pairs):
@@ -370,18 +363,9 @@ def compare_groups(
     )
 
 
-def _span(n_per: dict, label: str) -> tuple[int, int]:
-    start = 0
-    for other, n in n_per.items():
-        if other == label:
-            return start, start + n
-        start += n
-    raise KeyError(label)
-
-
 def choose_lr(runs: pd.DataFrame, lr: float | None) -> float:
     """The learning rate to analyse: ``lr`` if given (must be present), else the only one."""
-    lrs = sorted(runs["lr"].unique())
+    lrs = sorted(float(v) for v in runs["lr"].unique())  # messages list [0.001, 0.1], not np.float64(..)
     if lr is not None:
         if not np.isclose(lrs, lr).any():
             raise ValueError(f"lr={lr} not in the data (have {lrs})")
@@ -392,7 +376,7 @@ def choose_lr(runs: pd.DataFrame, lr: float | None) -> float:
 
 
 def _fmt(v: float, digits: int = 3) -> str:
-    return "nan" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
+    return f"{v:.{digits}f}"  # NaN prints as nan
 
 
 @dataclass
@@ -424,7 +408,7 @@ def compare_optimizers(
     lr = choose_lr(sub, lr)
     sub = sub[np.isclose(sub["lr"], lr)]
     higher = not lower_is_better(metric)
-    groups = {opt: g[metric].to_numpy(float) for opt, g in sub.groupby("optimizer", sort=True)}
+    groups = {opt: g[metric].to_numpy(float) for opt, g in sub.groupby("optimizer")}
     res = compare_groups(groups, higher_is_better=higher, alpha=alpha)
     res.ranks = res.ranks.rename(columns={"mean": f"mean_{metric}", "std": f"std_{metric}"})
     return OptimizerComparison(model, lr, metric, res, _verdict_text(model, lr, metric, res))
