@@ -2,8 +2,8 @@
 
 import base64
 import gzip
-import json
 import io
+import json
 import logging
 import os
 import socket
@@ -11,7 +11,7 @@ import subprocess
 import sys
 import textwrap
 import zipfile
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -542,7 +542,7 @@ def test_access_token(kaggle, no_credentials, monkeypatch, tmp_path, source):
 def oauth_login(home: Path, access_token: str) -> None:
     """What `kaggle auth login` leaves in ~/.kaggle/credentials.json: a refresh token and a current access token."""
     (home / ".kaggle").mkdir()
-    expires = datetime.now(timezone.utc) + timedelta(hours=12)
+    expires = datetime.now(UTC) + timedelta(hours=12)
     (home / ".kaggle" / "credentials.json").write_text(
         json.dumps(
             {
@@ -576,7 +576,6 @@ def test_a_token_only_the_client_knows_is_masked_when_echoed(kaggle, no_credenti
     captured = capsys.readouterr()
     for text in (caplog.text, captured.out, captured.err):
         assert TOKEN not in text
-
 
 
 # ---- what a failure says -------------------------------------------------------------------
@@ -653,7 +652,11 @@ def test_an_endpoint_nobody_listens_on(credentials, tmp_path):
 
 def test_endpoint_with_a_trailing_slash(kaggle, credentials, tmp_path):
     dest = download_from_kaggle(
-        competition="dogs-vs-cats", dataset=None, file_name="train.zip", dest=tmp_path / "t.zip", endpoint=kaggle.url + "/"
+        competition="dogs-vs-cats",
+        dataset=None,
+        file_name="train.zip",
+        dest=tmp_path / "t.zip",
+        endpoint=kaggle.url + "/",
     )
     assert dest.read_bytes() == TRAIN_ZIP
     assert kaggle.requests[0].path == fake_kaggle_server.COMPETITION_PATH
@@ -801,7 +804,7 @@ def test_mask_applied_survives_a_bad_log_call_and_keeps_stacks(caplog):
         logger.warning("size %d of %s", ODD_KEY)
         logger.warning("here", stack_info=True)
     bad, stacked = caplog.records
-    assert bad.getMessage() == f"size %d of %s ('***',)"
+    assert bad.getMessage() == "size %d of %s ('***',)"
     assert stacked.stack_info.startswith("Stack (most recent call last):")
     assert "test_mask_applied_survives_a_bad_log_call_and_keeps_stacks" in stacked.stack_info
 
