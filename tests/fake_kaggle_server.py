@@ -27,6 +27,7 @@ import gzip
 import json
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -61,6 +62,8 @@ class FakeKaggle:
     # Send files gzip-compressed in transit (Content-Encoding: gzip) with the compressed size as
     # Content-Length, as some proxies do: the client then sees more bytes than announced.
     gzip_in_transit: bool = False
+    # Called before a file's bytes go out: a test's look at the client's side mid-download.
+    on_download: Callable[[], None] | None = None
     requests: list[Request] = field(default_factory=list)
     url: str = ""
     # Answer every API call with this HTTP status (an outage, a misconfigured proxy) instead of serving.
@@ -78,6 +81,14 @@ def start(state: FakeKaggle) -> tuple[ThreadingHTTPServer, threading.Thread]:
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, fmt, *args):  # stderr spam -> logging (never headers, so no secrets)
             log.debug("fake kaggle: " + fmt, *args)
+
+        def parse_request(self):
+            # http.server turns a leading // into / (an open-redirect guard); a real server routes the
+            # path as sent, so //api/v1/... finds no method.
+            parsed = super().parse_request()
+            if parsed:
+                self.path = self.requestline.split()[1]
+            return parsed
 
         def do_POST(self):
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
@@ -118,6 +129,8 @@ def start(state: FakeKaggle) -> tuple[ThreadingHTTPServer, threading.Thread]:
             path = self.path.split("?")[0]
             for served_name, data in state.files.values():
                 if path.startswith("/storage/") and path.endswith("/" + served_name):
+                    if state.on_download:
+                        state.on_download()
                     self.send_response(200)
                     self.send_header("Content-Type", "application/zip")
                     if state.gzip_in_transit:

@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -141,13 +142,15 @@ def test_competition_file_zipped_again_by_server(kaggle, credentials, tmp_path):
     assert dest.read_bytes() == TRAIN_ZIP
 
 
-def test_dataset(kaggle, credentials, tmp_path):
+def test_dataset(kaggle, credentials, tmp_path, capsys):
     dest = tmp_path / "datasets" / "someone__pet-images.zip"
     download_from_kaggle(competition=None, dataset="someone/pet-images", file_name=None, dest=dest, endpoint=kaggle.url)
     with zipfile.ZipFile(dest) as archive:
         assert "PetImages/Cat/0.jpg" in archive.namelist()
     assert kaggle.requests[0].path == fake_kaggle_server.DATASET_PATH
     assert kaggle.requests[0].body["ownerSlug"] == "someone"
+    # The client names the dataset (even when quiet); no progress bars or further chatter.
+    assert capsys.readouterr() == ("Dataset URL: https://www.kaggle.com/datasets/someone/pet-images\n", "")
 
 
 NO_CREDENTIALS = (
@@ -407,6 +410,10 @@ def test_an_unexpected_failure_is_one_masked_line_with_the_traceback_in_the_log(
     )
     assert "Traceback (most recent call last)" in caplog.text and "in broken" in caplog.text
     assert leaks(caplog.text, ODD_USER, ODD_KEY) == []
+    [record] = [r for r in caplog.records if r.name == kaggle_download.__name__ and r.levelno == logging.ERROR]
+    lines = record.getMessage().splitlines()
+    assert lines[0] == "unexpected failure downloading dogs-vs-cats/train.zip: Traceback (most recent call last):"
+    assert lines[1].startswith('  File "') and lines[-1] == "TypeError: client bug near ***"
 
 
 def test_client_logs_and_prints_are_masked_while_it_runs(monkeypatch, capsys):
@@ -748,6 +755,35 @@ def test_a_file_zipped_by_the_server_is_kept_as_that_zip(kaggle, credentials, tm
     assert dest.read_bytes() == wrapped
 
 
+def test_a_download_in_progress_is_a_hidden_part_folder_beside_dest(kaggle, credentials, tmp_path):
+    """Nothing is at dest until the archive is complete: the client writes into a hidden .part folder
+    in dest's folder (the same file system, so the final move is atomic), removed afterwards."""
+    dest = tmp_path / "resources" / "train.zip"
+    during = []
+    kaggle.on_download = lambda: during.extend((p.name, p.is_dir()) for p in dest.parent.iterdir())
+    competition(kaggle, dest)
+    [(name, is_dir)] = during
+    assert re.fullmatch(r"\.train\.zip\.\w+\.part", name) and is_dir
+    assert list(dest.parent.iterdir()) == [dest]
+
+
+def test_a_client_that_writes_more_than_the_archive(kaggle, credentials, tmp_path, monkeypatch):
+    from kaggle.api.kaggle_api_extended import KaggleApi
+
+    def two_files(self, competition, file_name, path, **options):
+        for name in ("train.zip", "train (1).zip"):
+            (Path(path) / name).write_bytes(TRAIN_ZIP)
+
+    monkeypatch.setattr(KaggleApi, "competition_download_file", two_files)
+    out = tmp_path / "out"
+    with pytest.raises(KaggleDownloadError) as error:
+        competition(kaggle, out / "train.zip")
+    assert str(error.value) == (
+        "expected one downloaded file, the Kaggle client wrote ['train (1).zip', 'train.zip']: rerun the download"
+    )
+    assert list(out.iterdir()) == []
+
+
 def test_a_zipped_zip_in_a_folder_of_the_outer_zip_is_unwrapped(kaggle, credentials, tmp_path):
     kaggle.files["dogs-vs-cats/train.zip"] = ("train.zip.zip", make_zip({"dogs-vs-cats/train.zip": TRAIN_ZIP}))
     assert competition(kaggle, tmp_path / "train.zip").read_bytes() == TRAIN_ZIP
@@ -768,9 +804,11 @@ def test_mask_leaves_no_remnant_of_a_longer_form():
     "secret, encoded",
     [
         ("pass word+1234", "pass+word%2B1234"),  # as a form field
+        ("pass word/1234", "pass%20word%2F1234"),  # percent-encoded, slash included
+        ("s3cr3t?>?>key", "czNjcjN0Pz4/PmtleQ"),  # base64, unpadded
         ("s3cr3t?>?>key", "czNjcjN0Pz4_PmtleQ"),  # URL-safe base64, unpadded, as in a JWT
     ],
-    ids=["form-encoded", "urlsafe-base64"],
+    ids=["form-encoded", "percent-encoded", "base64-unpadded", "urlsafe-base64"],
 )
 def test_mask_hides_form_and_urlsafe_encodings(secret, encoded):
     assert CredentialMask([secret])(f"sent [{encoded}]") == "sent [***]"
@@ -787,6 +825,15 @@ def test_mask_ignores_secrets_too_short_to_be_a_key():
     """Three characters would garble every message; four are masked."""
     assert CredentialMask(["abc", "", None])("abcdef abc") == "abcdef abc"
     assert CredentialMask(["abcd"])("abcdef abcd") == "***ef ***"
+
+
+def test_mask_from_environment_knows_the_key_and_its_user(monkeypatch):
+    monkeypatch.delenv("KAGGLE_API_TOKEN", raising=False)
+    monkeypatch.setenv("KAGGLE_USERNAME", ODD_USER)
+    monkeypatch.setenv("KAGGLE_KEY", ODD_KEY)
+    forms = credential_forms(ODD_USER, ODD_KEY)
+    text = f"[{forms['basic']}] [{forms['user:key']}] [{forms['urlencoded']}]"
+    assert CredentialMask.from_environment()(text) == "[***] [***] [***]"
 
 
 def test_mask_from_environment_knows_the_api_token(monkeypatch):
