@@ -5,7 +5,11 @@ What kaggle==2.2.5 / kagglesdk 0.1.38 send (with a non-PROD endpoint, see kaggle
     POST /api/v1/competitions.CompetitionApiService/DownloadDataFile  {"competitionName", "fileName"}
     POST /api/v1/datasets.DatasetApiService/DownloadDataset           {"ownerSlug", "datasetSlug"}
 
-both with HTTP Basic auth (username:key) or a Bearer token. Kaggle answers with a 302 to a signed
+both with HTTP Basic auth (username:key) or a Bearer token. A client with an access token
+(KAGGLE_API_TOKEN, ~/.kaggle/access_token) first asks whose it is:
+
+    POST /api/v1/security.OAuthService/IntrospectToken                {"token"} -> {"active", "username"}
+ Kaggle answers with a 302 to a signed
 storage URL; requests follows it with a GET and the client streams the body to a file named after
 the URL's last path segment (dataset downloads are always saved as <dataset-slug>.zip). Errors come
 back as JSON {"code": N, "message": ...}, which the SDK turns into requests.HTTPError.
@@ -19,9 +23,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import gzip
 import json
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,6 +37,7 @@ log = logging.getLogger("fake_kaggle_server")
 
 COMPETITION_PATH = "/api/v1/competitions.CompetitionApiService/DownloadDataFile"
 DATASET_PATH = "/api/v1/datasets.DatasetApiService/DownloadDataset"
+INTROSPECT_PATH = "/api/v1/security.OAuthService/IntrospectToken"
 
 
 @dataclass
@@ -48,13 +55,23 @@ class FakeKaggle:
     # "competition/file" or "owner/slug" -> (name the storage URL ends with, bytes served)
     files: dict[str, tuple[str, bytes]] = field(default_factory=dict)
     rules_not_accepted: set[str] = field(default_factory=set)
+    # "owner/slug" of datasets this account may not open (private, or not shared with it): HTTP 403
+    forbidden_datasets: set[str] = field(default_factory=set)
+    # access token -> its user's name; a request with "Authorization: Bearer <token>" is that user's
+    tokens: dict[str, str] = field(default_factory=dict)
+    # Send files gzip-compressed in transit (Content-Encoding: gzip) with the compressed size as
+    # Content-Length, as some proxies do: the client then sees more bytes than announced.
+    gzip_in_transit: bool = False
+    # Called before a file's bytes go out: a test's look at the client's side mid-download.
+    on_download: Callable[[], None] | None = None
     requests: list[Request] = field(default_factory=list)
     url: str = ""
     # Answer every API call with this HTTP status (an outage, a misconfigured proxy) instead of serving.
     fail_status: int | None = None
     fail_message: str = "the server could not handle the request"
     # Echo in every error message: "headers" (all request headers, Authorization included), "decoded"
-    # (the Basic credentials as user:key), "urlencoded" (the key percent-encoded, as in a query string).
+    # (the Basic credentials as user:key, or the Bearer token), "urlencoded" (the key percent-encoded,
+    # as in a query string).
     echo: str | None = None
 
 
@@ -65,6 +82,14 @@ def start(state: FakeKaggle) -> tuple[ThreadingHTTPServer, threading.Thread]:
         def log_message(self, fmt, *args):  # stderr spam -> logging (never headers, so no secrets)
             log.debug("fake kaggle: " + fmt, *args)
 
+        def parse_request(self):
+            # http.server turns a leading // into / (an open-redirect guard); a real server routes the
+            # path as sent, so //api/v1/... finds no method.
+            parsed = super().parse_request()
+            if parsed:
+                self.path = self.requestline.split()[1]
+            return parsed
+
         def do_POST(self):
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
             authorized = self._authorized()
@@ -72,6 +97,9 @@ def start(state: FakeKaggle) -> tuple[ThreadingHTTPServer, threading.Thread]:
             log.info("fake kaggle: POST %s %s", self.path, body)
             if state.fail_status:
                 return self._error(state.fail_status, state.fail_message)
+            if self.path == INTROSPECT_PATH:
+                username = state.tokens.get(body.get("token", ""))
+                return self._json(200, {"active": username is not None, "username": username or ""})
             if not authorized:
                 return self._error(401, "Unauthenticated")
             if self.path == COMPETITION_PATH:
@@ -84,6 +112,8 @@ def start(state: FakeKaggle) -> tuple[ThreadingHTTPServer, threading.Thread]:
             elif self.path == DATASET_PATH:
                 key = f"{body.get('ownerSlug')}/{body.get('datasetSlug')}"
                 where = f"datasets/{key}"
+                if key in state.forbidden_datasets:
+                    return self._error(403, "Permission 'datasets.get' was denied")
             else:
                 return self._error(404, f"no such method {self.path}")
             if key not in state.files:
@@ -99,8 +129,13 @@ def start(state: FakeKaggle) -> tuple[ThreadingHTTPServer, threading.Thread]:
             path = self.path.split("?")[0]
             for served_name, data in state.files.values():
                 if path.startswith("/storage/") and path.endswith("/" + served_name):
+                    if state.on_download:
+                        state.on_download()
                     self.send_response(200)
                     self.send_header("Content-Type", "application/zip")
+                    if state.gzip_in_transit:
+                        data = gzip.compress(data)
+                        self.send_header("Content-Encoding", "gzip")
                     self.send_header("Content-Length", str(len(data)))
                     self.send_header("Last-Modified", formatdate(usegmt=True))
                     self.send_header("ETag", f'"{hash(data) & 0xFFFFFFFF:x}"')
@@ -111,12 +146,15 @@ def start(state: FakeKaggle) -> tuple[ThreadingHTTPServer, threading.Thread]:
 
         def _authorized(self) -> bool:
             expected = base64.b64encode(f"{state.username}:{state.key}".encode()).decode()
-            return self.headers.get("Authorization") == f"Basic {expected}"
+            authorization = self.headers.get("Authorization") or ""
+            scheme, _, credential = authorization.partition(" ")
+            return (scheme, credential) == ("Basic", expected) or (scheme == "Bearer" and credential in state.tokens)
 
         def _echo(self) -> str:
             authorization = self.headers.get("Authorization") or ""
+            scheme, _, credential = authorization.partition(" ")
             try:
-                decoded = base64.b64decode(authorization.removeprefix("Basic ")).decode()
+                decoded = base64.b64decode(credential).decode() if scheme == "Basic" else credential
             except (binascii.Error, UnicodeDecodeError):
                 decoded = ""
             if state.echo == "headers":
@@ -129,7 +167,10 @@ def start(state: FakeKaggle) -> tuple[ThreadingHTTPServer, threading.Thread]:
             return ""
 
         def _error(self, code: int, message: str):
-            payload = json.dumps({"code": code, "message": message + self._echo()}).encode()
+            self._json(code, {"code": code, "message": message + self._echo()})
+
+        def _json(self, code: int, answer: dict):
+            payload = json.dumps(answer).encode()
             self.send_response(code)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))

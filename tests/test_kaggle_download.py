@@ -1,14 +1,18 @@
 """The Kaggle download path, run with the real kaggle client against a local fake server."""
 
 import base64
+import gzip
 import io
+import json
 import logging
 import os
+import re
 import socket
 import subprocess
 import sys
 import textwrap
 import zipfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -138,22 +142,32 @@ def test_competition_file_zipped_again_by_server(kaggle, credentials, tmp_path):
     assert dest.read_bytes() == TRAIN_ZIP
 
 
-def test_dataset(kaggle, credentials, tmp_path):
+def test_dataset(kaggle, credentials, tmp_path, capsys):
     dest = tmp_path / "datasets" / "someone__pet-images.zip"
     download_from_kaggle(competition=None, dataset="someone/pet-images", file_name=None, dest=dest, endpoint=kaggle.url)
     with zipfile.ZipFile(dest) as archive:
         assert "PetImages/Cat/0.jpg" in archive.namelist()
     assert kaggle.requests[0].path == fake_kaggle_server.DATASET_PATH
     assert kaggle.requests[0].body["ownerSlug"] == "someone"
+    # The client names the dataset (even when quiet); no progress bars or further chatter.
+    assert capsys.readouterr() == ("Dataset URL: https://www.kaggle.com/datasets/someone/pet-images\n", "")
+
+
+NO_CREDENTIALS = (
+    "no Kaggle credentials found: create an API token at https://www.kaggle.com/settings and either export "
+    "KAGGLE_USERNAME and KAGGLE_KEY (or KAGGLE_API_TOKEN) or save kaggle.json as ~/.kaggle/kaggle.json "
+    "(or $KAGGLE_CONFIG_DIR/kaggle.json) with chmod 600"
+)
+CLIENT_FOUND_NO_CREDENTIALS = (
+    "the Kaggle client found no usable credentials: create an API token at https://www.kaggle.com/settings "
+    "and put it in KAGGLE_USERNAME/KAGGLE_KEY or ~/.kaggle/kaggle.json"
+)
 
 
 def test_missing_credentials(kaggle, no_credentials, tmp_path):
     with pytest.raises(KaggleDownloadError) as error:
         competition(kaggle, tmp_path / "train.zip")
-    message = str(error.value)
-    assert "\n" not in message
-    assert "KAGGLE_USERNAME" in message and "~/.kaggle/kaggle.json" in message
-    assert "https://www.kaggle.com/settings" in message
+    assert str(error.value) == NO_CREDENTIALS
     assert kaggle.requests == []
 
 
@@ -172,7 +186,7 @@ def test_unusable_kaggle_json(kaggle, no_credentials, tmp_path, capsys):
     (config_dir / "kaggle.json").write_text("{}")
     with pytest.raises(KaggleDownloadError) as error:
         competition(kaggle, tmp_path / "train.zip")
-    assert "\n" not in str(error.value) and "~/.kaggle/kaggle.json" in str(error.value)
+    assert str(error.value) == CLIENT_FOUND_NO_CREDENTIALS
     assert kaggle.requests == []
     assert capsys.readouterr().out == ""  # not the client's multi-line help
 
@@ -184,8 +198,10 @@ def test_rules_not_accepted(kaggle, credentials, tmp_path, caplog, capsys):
     with pytest.raises(KaggleDownloadError) as error:
         competition(kaggle, out / "train.zip")
     message = str(error.value)
-    assert "\n" not in message
-    assert "https://www.kaggle.com/competitions/dogs-vs-cats/rules" in message
+    assert message == (
+        "Kaggle refused dogs-vs-cats/train.zip (HTTP 403): accept the competition rules at "
+        "https://www.kaggle.com/competitions/dogs-vs-cats/rules while logged in, then rerun"
+    )
     assert list(out.iterdir()) == []  # neither dest nor a scratch folder left behind
     captured = capsys.readouterr()
     for text in (message, caplog.text, captured.out, captured.err):
@@ -199,7 +215,10 @@ def test_bad_credentials(kaggle, credentials, monkeypatch, tmp_path, caplog, cap
     with pytest.raises(KaggleDownloadError) as error:
         competition(kaggle, tmp_path / "train.zip")
     message = str(error.value)
-    assert "401" in message and "\n" not in message
+    assert message == (
+        "Kaggle rejected the credentials (HTTP 401) for dogs-vs-cats/train.zip: create a new API token at "
+        "https://www.kaggle.com/settings and update KAGGLE_USERNAME/KAGGLE_KEY or ~/.kaggle/kaggle.json"
+    )
     assert error.value.__cause__ is None and error.value.__suppress_context__
     captured = capsys.readouterr()
     for text in (message, caplog.text, captured.out, captured.err):
@@ -222,7 +241,10 @@ def test_truncated_archive_is_replaced(kaggle, credentials, tmp_path):
     assert len(kaggle.requests) == 2
 
 
-def test_default_endpoint_is_kaggle(credentials, tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "endpoint", [None, "https://www.kaggle.com", "https://kaggle.com/", "https://api.kaggle.com/v1"]
+)
+def test_default_endpoint_is_kaggle(credentials, tmp_path, monkeypatch, endpoint):
     """endpoint None or kaggle.com leaves the client on api.kaggle.com (blocked here by `offline`)."""
     tried = []
     real_getaddrinfo = socket.getaddrinfo  # the `offline` guard
@@ -232,15 +254,19 @@ def test_default_endpoint_is_kaggle(credentials, tmp_path, monkeypatch):
         return real_getaddrinfo(host, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", record)
-    with pytest.raises(KaggleDownloadError, match="could not download"):
+    with pytest.raises(KaggleDownloadError) as error:
         download_from_kaggle(
             competition="dogs-vs-cats",
             dataset=None,
             file_name="train.zip",
             dest=tmp_path / "train.zip",
-            endpoint="https://www.kaggle.com",
+            endpoint=endpoint,
         )
     assert tried == ["api.kaggle.com"]
+    assert str(error.value) == (
+        f"could not download dogs-vs-cats/train.zip from {endpoint or 'Kaggle'} (ConnectionError): "
+        "check the network connection and dataset.kaggle.endpoint, then rerun"
+    )
 
 
 @pytest.mark.parametrize(
@@ -384,6 +410,10 @@ def test_an_unexpected_failure_is_one_masked_line_with_the_traceback_in_the_log(
     )
     assert "Traceback (most recent call last)" in caplog.text and "in broken" in caplog.text
     assert leaks(caplog.text, ODD_USER, ODD_KEY) == []
+    [record] = [r for r in caplog.records if r.name == kaggle_download.__name__ and r.levelno == logging.ERROR]
+    lines = record.getMessage().splitlines()
+    assert lines[0] == "unexpected failure downloading dogs-vs-cats/train.zip: Traceback (most recent call last):"
+    assert lines[1].startswith('  File "') and lines[-1] == "TypeError: client bug near ***"
 
 
 def test_client_logs_and_prints_are_masked_while_it_runs(monkeypatch, capsys):
@@ -442,3 +472,394 @@ def test_echoed_credentials_never_reach_console_or_log_file(echoing_kaggle, tmp_
     assert "Authorization': '***'" in console and "Authorization': '***'" in log_text
     assert leaks(console, ODD_USER, ODD_KEY) == [] and leaks(log_text, ODD_USER, ODD_KEY) == []
     assert [r.body for r in echoing_kaggle.requests] == [{"competitionName": "dogs-vs-cats", "fileName": "train.zip"}]
+
+
+# ---- where the credentials come from -------------------------------------------------------
+
+
+def write_kaggle_json(folder: Path, user: str = USER, key: str = KEY) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "kaggle.json").write_text(f'{{"username": "{user}", "key": "{key}"}}')
+    (folder / "kaggle.json").chmod(0o600)
+
+
+@pytest.mark.parametrize("where", ["~/.kaggle", "$XDG_CONFIG_HOME/kaggle", "~/.config/kaggle"])
+def test_kaggle_json_where_the_client_looks_without_kaggle_config_dir(
+    kaggle, no_credentials, monkeypatch, tmp_path, where
+):
+    """Without KAGGLE_CONFIG_DIR: ~/.kaggle if that folder exists, else the XDG config folder."""
+    monkeypatch.delenv("KAGGLE_CONFIG_DIR")
+    if where == "$XDG_CONFIG_HOME/kaggle":
+        monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    write_kaggle_json(Path(where.replace("$XDG_CONFIG_HOME", str(tmp_path / "xdg")).replace("~", str(no_credentials))))
+    assert zipfile.is_zipfile(competition(kaggle, tmp_path / "train.zip"))
+    assert [r.authorized for r in kaggle.requests] == [True, True]
+
+
+@pytest.mark.parametrize(
+    "kaggle_json_in",
+    [
+        "~/.config/kaggle",  # an existing ~/.kaggle (here holding nothing) is where the client looks
+        "~/.kaggle",  # KAGGLE_CONFIG_DIR is where the client looks
+    ],
+)
+def test_kaggle_json_where_the_client_does_not_look_is_no_credential(
+    kaggle, no_credentials, monkeypatch, tmp_path, kaggle_json_in
+):
+    if kaggle_json_in == "~/.config/kaggle":
+        monkeypatch.delenv("KAGGLE_CONFIG_DIR")
+        (no_credentials / ".kaggle").mkdir()
+    write_kaggle_json(Path(kaggle_json_in.replace("~", str(no_credentials))))
+    with pytest.raises(KaggleDownloadError) as error:
+        competition(kaggle, tmp_path / "train.zip")
+    assert str(error.value) == NO_CREDENTIALS
+    assert kaggle.requests == []
+
+
+@pytest.mark.parametrize("variable", ["KAGGLE_USERNAME", "KAGGLE_KEY"])
+def test_half_a_credential_pair_is_no_credential(kaggle, credentials, monkeypatch, tmp_path, variable):
+    monkeypatch.delenv(variable)
+    with pytest.raises(KaggleDownloadError) as error:
+        competition(kaggle, tmp_path / "train.zip")
+    assert str(error.value) == NO_CREDENTIALS
+    assert kaggle.requests == []
+
+
+TOKEN = "KGAT_0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+
+
+@pytest.mark.parametrize("source", ["KAGGLE_API_TOKEN", "~/.kaggle/access_token", "~/.kaggle/access_token.txt"])
+def test_access_token(kaggle, no_credentials, monkeypatch, tmp_path, source):
+    """A token from the environment or a token file: the client asks whose it is, then downloads with it."""
+    kaggle.tokens[TOKEN] = USER
+    if source == "KAGGLE_API_TOKEN":
+        monkeypatch.setenv("KAGGLE_API_TOKEN", TOKEN)
+    else:
+        token_file = Path(source.replace("~", str(no_credentials)))
+        token_file.parent.mkdir()
+        token_file.write_text(TOKEN + "\n")
+    assert zipfile.is_zipfile(competition(kaggle, tmp_path / "train.zip"))
+    assert [(r.path, r.body) for r in kaggle.requests[:2]] == [
+        (fake_kaggle_server.INTROSPECT_PATH, {"token": TOKEN}),
+        (fake_kaggle_server.COMPETITION_PATH, {"competitionName": "dogs-vs-cats", "fileName": "train.zip"}),
+    ]
+    assert kaggle.requests[1].authorized
+
+
+def oauth_login(home: Path, access_token: str) -> None:
+    """What `kaggle auth login` leaves in ~/.kaggle/credentials.json: a refresh token and a current access token."""
+    (home / ".kaggle").mkdir()
+    expires = datetime.now(UTC) + timedelta(hours=12)
+    (home / ".kaggle" / "credentials.json").write_text(
+        json.dumps(
+            {
+                "refresh_token": "refresh-0123456789",
+                "access_token": access_token,
+                "access_token_expiration": expires.isoformat(),
+                "username": USER,
+            }
+        )
+    )
+
+
+def test_kaggle_auth_login_credentials(kaggle, no_credentials, tmp_path):
+    kaggle.tokens[TOKEN] = USER
+    oauth_login(no_credentials, TOKEN)
+    assert zipfile.is_zipfile(competition(kaggle, tmp_path / "train.zip"))
+    assert kaggle.requests[0].authorized
+
+
+def test_a_token_only_the_client_knows_is_masked_when_echoed(kaggle, no_credentials, tmp_path, caplog, capsys):
+    """The token from credentials.json is in no environment variable: the mask learns it from the client."""
+    oauth_login(no_credentials, TOKEN)
+    kaggle.fail_status, kaggle.echo = 500, "decoded"
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(KaggleDownloadError) as error:
+        competition(kaggle, tmp_path / "train.zip")
+    assert str(error.value) == (
+        "Kaggle download of dogs-vs-cats/train.zip failed (HTTP 500: the server could not handle the request; "
+        "credentials received: ***): rerun later"
+    )
+    captured = capsys.readouterr()
+    for text in (caplog.text, captured.out, captured.err):
+        assert TOKEN not in text
+
+
+# ---- what a failure says -------------------------------------------------------------------
+
+
+def dataset(kaggle, dest, slug="someone/pet-images"):
+    return download_from_kaggle(competition=None, dataset=slug, file_name=None, dest=dest, endpoint=kaggle.url)
+
+
+def test_dataset_the_account_may_not_open(kaggle, credentials, tmp_path):
+    kaggle.forbidden_datasets.add("someone/pet-images")
+    with pytest.raises(KaggleDownloadError) as error:
+        dataset(kaggle, tmp_path / "pets.zip")
+    assert str(error.value) == (
+        "Kaggle refused someone/pet-images (HTTP 403): check that your account can open "
+        "https://www.kaggle.com/datasets/someone/pet-images"
+    )
+
+
+@pytest.mark.parametrize("what", ["competition file", "dataset"])
+def test_what_kaggle_does_not_have(kaggle, credentials, tmp_path, what):
+    out = tmp_path / "out"
+    with pytest.raises(KaggleDownloadError) as error:
+        if what == "dataset":
+            dataset(kaggle, out / "x.zip", slug="someone/no-such-data")
+        else:
+            download_from_kaggle(
+                competition="dogs-vs-cats", dataset=None, file_name="test1.zip", dest=out / "x.zip", endpoint=kaggle.url
+            )
+    name = "someone/no-such-data" if what == "dataset" else "dogs-vs-cats/test1.zip"
+    assert str(error.value) == f"Kaggle has no {name} (HTTP 404): check dataset.kaggle in the config"
+    assert list(out.iterdir()) == []
+
+
+def test_a_long_multi_line_server_error_becomes_one_line_of_bounded_length(kaggle, credentials, tmp_path):
+    kaggle.fail_status = 502
+    kaggle.fail_message = "upstream\n  gateway\terror: " + "e" * 300
+    with pytest.raises(KaggleDownloadError) as error:
+        competition(kaggle, tmp_path / "train.zip")
+    detail = ("upstream gateway error: " + "e" * 300)[:200]
+    assert str(error.value) == f"Kaggle download of dogs-vs-cats/train.zip failed (HTTP 502: {detail}): rerun later"
+
+
+def test_a_download_of_another_size_than_announced(kaggle, credentials, tmp_path):
+    """A proxy compressing in transit: the client's size check fails, nothing lands at dest."""
+    kaggle.gzip_in_transit = True
+    out = tmp_path / "out"
+    with pytest.raises(KaggleDownloadError) as error:
+        competition(kaggle, out / "train.zip")
+    sent = len(gzip.compress(TRAIN_ZIP))
+    assert str(error.value) == (
+        f"downloading dogs-vs-cats/train.zip failed (Downloaded file size ({len(TRAIN_ZIP)}) does not match "
+        f"expected size ({sent})): check dataset.kaggle in the config, then rerun"
+    )
+    assert list(out.iterdir()) == []
+
+
+def test_an_endpoint_nobody_listens_on(credentials, tmp_path):
+    with socket.socket() as probe:  # a port that was free a moment ago
+        probe.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    with pytest.raises(KaggleDownloadError) as error:
+        download_from_kaggle(
+            competition="dogs-vs-cats", dataset=None, file_name="train.zip", dest=tmp_path / "t.zip", endpoint=endpoint
+        )
+    assert str(error.value) == (
+        f"could not download dogs-vs-cats/train.zip from {endpoint} (ConnectionError): "
+        "check the network connection and dataset.kaggle.endpoint, then rerun"
+    )
+
+
+# ---- what lands at dest --------------------------------------------------------------------
+
+
+def test_endpoint_with_a_trailing_slash(kaggle, credentials, tmp_path):
+    dest = download_from_kaggle(
+        competition="dogs-vs-cats",
+        dataset=None,
+        file_name="train.zip",
+        dest=tmp_path / "t.zip",
+        endpoint=kaggle.url + "/",
+    )
+    assert dest.read_bytes() == TRAIN_ZIP
+    assert kaggle.requests[0].path == fake_kaggle_server.COMPETITION_PATH
+
+
+def test_a_download_is_logged_and_prints_nothing(kaggle, credentials, tmp_path, caplog, capsys):
+    """The log names what came from where; no progress bars or client chatter on the console."""
+    caplog.set_level(logging.INFO, logger=kaggle_download.__name__)
+    dest = tmp_path / "train.zip"
+    competition(kaggle, dest)
+    assert [r.getMessage() for r in caplog.records if r.name == kaggle_download.__name__] == [
+        f"downloading dogs-vs-cats/train.zip from Kaggle ({kaggle.url}) into {dest}",
+        f"saved {dest}",
+    ]
+    assert capsys.readouterr() == ("", "")
+
+
+def test_a_download_from_kaggle_itself_is_logged_without_an_endpoint(credentials, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger=kaggle_download.__name__)
+    with pytest.raises(KaggleDownloadError):
+        download_from_kaggle(competition=None, dataset="o/d", file_name=None, dest=tmp_path / "d.zip")
+    assert f"downloading o/d from Kaggle into {tmp_path / 'd.zip'}" in caplog.messages
+
+
+def test_a_kept_or_replaced_archive_is_logged(kaggle, credentials, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger=kaggle_download.__name__)
+    dest = tmp_path / "train.zip"
+    dest.write_bytes(b"half an archive")
+    competition(kaggle, dest)
+    competition(kaggle, dest)
+    assert caplog.messages[0] == f"{dest} is incomplete or corrupt, downloading dogs-vs-cats/train.zip again"
+    assert caplog.records[0].levelno == logging.WARNING
+    assert caplog.messages[-1] == f"{dest} is a complete archive, not downloading dogs-vs-cats/train.zip again"
+    assert len(kaggle.requests) == 2  # the second call downloads nothing
+
+
+def corrupt_member(archive: bytes, member: bytes) -> bytes:
+    """The archive with one byte of a stored member changed: it opens, but the CRC check fails."""
+    at = archive.index(member)
+    return archive[:at] + bytes([member[0] ^ 1]) + archive[at + 1 :]
+
+
+def test_an_archive_with_a_corrupt_member_is_downloaded_again(kaggle, credentials, tmp_path):
+    dest = tmp_path / "train.zip"
+    dest.write_bytes(corrupt_member(TRAIN_ZIP, b"dog" * 100))
+    assert zipfile.ZipFile(dest).namelist() == ["train/cat.0.jpg", "train/dog.0.jpg"]  # it opens
+    competition(kaggle, dest)
+    assert dest.read_bytes() == TRAIN_ZIP
+
+
+def test_a_corrupt_download_never_lands_at_dest(kaggle, credentials, tmp_path):
+    kaggle.files["dogs-vs-cats/train.zip"] = ("train.zip", corrupt_member(TRAIN_ZIP, b"dog" * 100))
+    out = tmp_path / "out"
+    with pytest.raises(KaggleDownloadError) as error:
+        competition(kaggle, out / "train.zip")
+    assert str(error.value) == (
+        "Kaggle sent train.zip for dogs-vs-cats/train.zip but it is not a complete zip archive: rerun the download"
+    )
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "outer_members",
+    [
+        {"train.zip": TRAIN_ZIP, "README.txt": b"two members"},
+        {"other.zip": TRAIN_ZIP},
+    ],
+    ids=["two-members", "another-name"],
+)
+def test_a_zip_in_a_zip_is_unwrapped_only_when_it_is_the_requested_file_alone(
+    kaggle, credentials, tmp_path, outer_members
+):
+    wrapped = make_zip(outer_members)
+    kaggle.files["dogs-vs-cats/train.zip"] = ("train.zip.zip", wrapped)
+    assert competition(kaggle, tmp_path / "train.zip").read_bytes() == wrapped
+
+
+def test_a_file_zipped_by_the_server_is_kept_as_that_zip(kaggle, credentials, tmp_path):
+    """sampleSubmission.csv arrives as sampleSubmission.csv.zip: that zip is the archive."""
+    wrapped = make_zip({"sampleSubmission.csv": b"id,label\n1,0\n"})
+    kaggle.files["dogs-vs-cats/sampleSubmission.csv"] = ("sampleSubmission.csv.zip", wrapped)
+    dest = download_from_kaggle(
+        competition="dogs-vs-cats",
+        dataset=None,
+        file_name="sampleSubmission.csv",
+        dest=tmp_path / "submission.zip",
+        endpoint=kaggle.url,
+    )
+    assert dest.read_bytes() == wrapped
+
+
+def test_a_download_in_progress_is_a_hidden_part_folder_beside_dest(kaggle, credentials, tmp_path):
+    """Nothing is at dest until the archive is complete: the client writes into a hidden .part folder
+    in dest's folder (the same file system, so the final move is atomic), removed afterwards."""
+    dest = tmp_path / "resources" / "train.zip"
+    during = []
+    kaggle.on_download = lambda: during.extend((p.name, p.is_dir()) for p in dest.parent.iterdir())
+    competition(kaggle, dest)
+    [(name, is_dir)] = during
+    assert re.fullmatch(r"\.train\.zip\.\w+\.part", name) and is_dir
+    assert list(dest.parent.iterdir()) == [dest]
+
+
+def test_a_client_that_writes_more_than_the_archive(kaggle, credentials, tmp_path, monkeypatch):
+    from kaggle.api.kaggle_api_extended import KaggleApi
+
+    def two_files(self, competition, file_name, path, **options):
+        for name in ("train.zip", "train (1).zip"):
+            (Path(path) / name).write_bytes(TRAIN_ZIP)
+
+    monkeypatch.setattr(KaggleApi, "competition_download_file", two_files)
+    out = tmp_path / "out"
+    with pytest.raises(KaggleDownloadError) as error:
+        competition(kaggle, out / "train.zip")
+    assert str(error.value) == (
+        "expected one downloaded file, the Kaggle client wrote ['train (1).zip', 'train.zip']: rerun the download"
+    )
+    assert list(out.iterdir()) == []
+
+
+def test_a_zipped_zip_in_a_folder_of_the_outer_zip_is_unwrapped(kaggle, credentials, tmp_path):
+    kaggle.files["dogs-vs-cats/train.zip"] = ("train.zip.zip", make_zip({"dogs-vs-cats/train.zip": TRAIN_ZIP}))
+    assert competition(kaggle, tmp_path / "train.zip").read_bytes() == TRAIN_ZIP
+
+
+# ---- the mask in detail --------------------------------------------------------------------
+
+
+def test_mask_leaves_no_remnant_of_a_longer_form():
+    """A padded base64 contains its unpadded form, user:key contains key: the longer goes first."""
+    forms = credential_forms(ODD_USER, ODD_KEY)
+    mask = CredentialMask([ODD_KEY], username=ODD_USER)
+    assert mask(f"echo: {forms['basic']}.") == "echo: ***."
+    assert mask(f"credentials received: {ODD_USER}:{ODD_KEY}") == "credentials received: ***"
+
+
+@pytest.mark.parametrize(
+    "secret, encoded",
+    [
+        ("pass word+1234", "pass+word%2B1234"),  # as a form field
+        ("pass word/1234", "pass%20word%2F1234"),  # percent-encoded, slash included
+        ("s3cr3t?>?>key", "czNjcjN0Pz4/PmtleQ"),  # base64, unpadded
+        ("s3cr3t?>?>key", "czNjcjN0Pz4_PmtleQ"),  # URL-safe base64, unpadded, as in a JWT
+    ],
+    ids=["form-encoded", "percent-encoded", "base64-unpadded", "urlsafe-base64"],
+)
+def test_mask_hides_form_and_urlsafe_encodings(secret, encoded):
+    assert CredentialMask([secret])(f"sent [{encoded}]") == "sent [***]"
+
+
+def test_mask_hides_a_username_key_pair_given_with_the_secret():
+    mask = CredentialMask()
+    mask.add(ODD_KEY, username=ODD_USER)
+    basic = credential_forms(ODD_USER, ODD_KEY)["basic"]
+    assert mask(f"[{ODD_USER}:{ODD_KEY}] [{basic}]") == "[***] [***]"
+
+
+def test_mask_ignores_secrets_too_short_to_be_a_key():
+    """Three characters would garble every message; four are masked."""
+    assert CredentialMask(["abc", "", None])("abcdef abc") == "abcdef abc"
+    assert CredentialMask(["abcd"])("abcdef abcd") == "***ef ***"
+
+
+def test_mask_from_environment_knows_the_key_and_its_user(monkeypatch):
+    monkeypatch.delenv("KAGGLE_API_TOKEN", raising=False)
+    monkeypatch.setenv("KAGGLE_USERNAME", ODD_USER)
+    monkeypatch.setenv("KAGGLE_KEY", ODD_KEY)
+    forms = credential_forms(ODD_USER, ODD_KEY)
+    text = f"[{forms['basic']}] [{forms['user:key']}] [{forms['urlencoded']}]"
+    assert CredentialMask.from_environment()(text) == "[***] [***] [***]"
+
+
+def test_mask_from_environment_knows_the_api_token(monkeypatch):
+    for name in ("KAGGLE_USERNAME", "KAGGLE_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("KAGGLE_API_TOKEN", TOKEN)
+    assert CredentialMask.from_environment()(f"[{TOKEN}]") == "[***]"
+
+
+def test_mask_applied_survives_a_bad_log_call_and_keeps_stacks(caplog):
+    """A client's broken format string does not raise inside the download; a stack trace stays in the log."""
+    caplog.set_level(logging.DEBUG)
+    logger = logging.getLogger("kaggle.test")
+    with CredentialMask([ODD_KEY]).applied():
+        logger.warning("size %d of %s", ODD_KEY)
+        logger.warning("here", stack_info=True)
+    bad, stacked = caplog.records
+    assert bad.getMessage() == "size %d of %s ('***',)"
+    assert stacked.stack_info.startswith("Stack (most recent call last):")
+    assert "test_mask_applied_survives_a_bad_log_call_and_keeps_stacks" in stacked.stack_info
+
+
+def test_a_verbose_client_prints_no_requests(kaggle, credentials, tmp_path, monkeypatch, capsys):
+    """VERBOSE=1 when kaggle is imported makes the client dump every request; the download stays quiet."""
+    from kaggle.api.kaggle_api_extended import KaggleApi
+
+    monkeypatch.setattr(KaggleApi, "args", ["--verbose", "-v"])
+    competition(kaggle, tmp_path / "train.zip")
+    assert capsys.readouterr() == ("", "")

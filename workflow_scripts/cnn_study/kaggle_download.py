@@ -205,7 +205,7 @@ def _make_api(endpoint: str | None, config_file: Path):
     api = _Api()
     # Never verbose (VERBOSE=1 at import adds it): the SDK then prints the Authorization header.
     api.args = [arg for arg in KaggleApi.args if arg not in ("--verbose", "-v")]
-    api.config_dir, api.config = str(config_file.parent), str(config_file)
+    api.config = str(config_file)  # where the client reads kaggle.json
     return api
 
 
@@ -225,7 +225,7 @@ def _archive_in(scratch: Path, file_name: str | None) -> Path:
             names = outer.namelist()
             if len(names) == 1 and Path(names[0]).name == requested:
                 with outer.open(names[0]) as src, open(scratch / ".unwrapped.zip", "wb") as out:
-                    shutil.copyfileobj(src, out, 1 << 20)
+                    shutil.copyfileobj(src, out)
                 return scratch / ".unwrapped.zip"
     return got
 
@@ -273,7 +273,7 @@ class CredentialMask:
         ),
     )
 
-    def __init__(self, secrets: Iterable[str] = (), username: str | None = None):
+    def __init__(self, secrets: Iterable[str | None] = (), username: str | None = None):
         self._forms: set[str] = set()
         self._username = username
         for secret in secrets:
@@ -282,7 +282,7 @@ class CredentialMask:
     @classmethod
     def from_environment(cls) -> CredentialMask:
         return cls(
-            [os.environ.get("KAGGLE_KEY", ""), os.environ.get("KAGGLE_API_TOKEN", "")],
+            [os.environ.get("KAGGLE_KEY"), os.environ.get("KAGGLE_API_TOKEN")],
             username=os.environ.get("KAGGLE_USERNAME"),
         )
 
