@@ -186,10 +186,10 @@ def _mannwhitney(x: np.ndarray, y: np.ndarray) -> tuple[float, float, str]:
     ranks = stats.rankdata(pooled)
     x, y = ranks[: len(x)], ranks[len(x) :]
     if len(np.unique(pooled)) == len(pooled):
-        r = stats.mannwhitneyu(x, y, method="exact")
+        r = stats.mannwhitneyu(x, y, alternative="two-sided", method="exact")
         return float(r.statistic), float(r.pvalue), "exact"
     perm = stats.PermutationMethod(n_resamples=PERMUTATION_RESAMPLES, rng=np.random.default_rng(PERMUTATION_SEED))
-    r = stats.mannwhitneyu(x, y, method=perm)
+    r = stats.mannwhitneyu(x, y, alternative="two-sided", method=perm)
     exact = math.comb(len(pooled), len(x)) <= PERMUTATION_RESAMPLES
     return (
         float(r.statistic),
