@@ -53,6 +53,9 @@ ABOUT_99 = 0.985
 SLIGHT_MARGIN = 0.03
 #: C4: stable = no fall of training accuracy below an earlier peak after epoch 15 larger than MAX_DROP.
 MAX_DROP = 0.05
+#: Decimals the evidence shows.  Thresholds judge values as shown, so the verdict agrees with the evidence:
+#: 0.99 - 0.96 is a margin of 0.0300, within 0.03 (not 0.030000000000000027, beyond it).
+DIGITS = 4
 
 CLAIM_TEXTS = {
     "C1": "ResNet50: SGD outperforms the other two in accuracy and loss (highest final training accuracy and "
@@ -97,8 +100,13 @@ class Ordering:
     note: str = ""
 
 
-def _number(value: float, digits: int = 4) -> str:
+def _number(value: float, digits: int = DIGITS) -> str:
     return "nan" if value is None or math.isnan(value) else f"{value:.{digits}f}"
+
+
+def _shown(values):
+    """A value (or a Series) rounded as the evidence shows it."""
+    return np.round(values, DIGITS)
 
 
 def _and_parts(parts: list[str]) -> str:
@@ -178,7 +186,7 @@ def ordering(
     smallest = min(groups[o].size for o in [winner] + rivals)
     if smallest < 2:
         # One run per optimizer: its value decides (+-inf, a diverged run, compares as worst).
-        point = {optimizer: float(values.mean()) for optimizer, values in groups.items()}
+        point = {optimizer: float(groups[optimizer].mean()) for optimizer in [winner] + rivals}
         beats = [point[winner] > point[o] if higher else point[winner] < point[o] for o in rivals]
         ties = [point[winner] == point[o] for o in rivals]
         if not any(ties) and all(beats):
@@ -287,7 +295,7 @@ def _c2(runs: pd.DataFrame, horizon: int | None) -> Claim:
     table = pd.DataFrame(rows).sort_values("mean", ascending=False)
     best = table.iloc[0]
     if table["n"].min() < 2:
-        holds = best["mean"] >= ABOUT_99
+        holds = _shown(best["mean"]) >= ABOUT_99
         evidence = (
             _seed_note(paper) + f"best optimizer {best['optimizer']}: final training accuracy "
             f"{_number(best['mean'])} {'>=' if holds else '<'} {ABOUT_99:g}."
@@ -296,9 +304,9 @@ def _c2(runs: pd.DataFrame, horizon: int | None) -> Claim:
     values = "; ".join(
         f"{r.optimizer} {_number(r.mean)} [95% CI {_number(r.low)}, {_number(r.high)}]" for r in table.itertuples()
     )
-    if (table["low"] >= ABOUT_99).any():
+    if (_shown(table["low"]) >= ABOUT_99).any():
         verdict, why = "supported", f"a 95% CI lies entirely >= {ABOUT_99:g}"
-    elif (table["high"] < ABOUT_99).all():
+    elif (_shown(table["high"]) < ABOUT_99).all():
         verdict, why = "not supported", f"every 95% CI lies below {ABOUT_99:g}"
     else:
         verdict, why = (
@@ -330,7 +338,7 @@ def _c3(runs: pd.DataFrame, horizon: int | None, alpha: float) -> Claim:
     secondary = f" {validation.evidence[0].upper()}{validation.evidence[1:]} ({validation.part})."
     if horizon is None:
         secondary += _test_evidence(model_runs)
-    if training.part == HOLDS and margin > SLIGHT_MARGIN:
+    if training.part == HOLDS and _shown(margin) > SLIGHT_MARGIN:
         return Claim(
             "C3",
             CLAIM_TEXTS["C3"],
@@ -388,7 +396,7 @@ def _c4(runs: pd.DataFrame, horizon: int | None, alpha: float) -> Claim:
     slower = _and_parts([to_target.part, early.part])
     sgd = model_runs[model_runs["optimizer"] == SGD]
     drops = sgd["max_drop_after_15"].astype(float)
-    stable_runs = (drops <= MAX_DROP) & ~sgd["diverged"].astype(bool)
+    stable_runs = (_shown(drops) <= MAX_DROP) & ~sgd["diverged"].astype(bool)
     stable = HOLDS if stable_runs.all() else FAILS if not stable_runs.any() else UNCLEAR
     evidence = (
         _seed_note(model_runs) + f"Slower ({slower}, both criteria needed): {to_target.evidence}; "
@@ -477,6 +485,7 @@ def verdict_rules_markdown(target_accuracy: float, final_epochs: int) -> str:
   {EARLY_EPOCHS} epochs after the frozen warm-up, than each other optimizer; "stabilizes after
   {STABLE_AFTER_EPOCH} epochs" = after epoch {STABLE_AFTER_EPOCH} no fall of training accuracy below an earlier
   peak larger than {MAX_DROP:g} (a smooth rise is no fall).
+- Thresholds judge values as the evidence shows them ({DIGITS} decimals), so verdict and evidence agree.
 """
 
 
