@@ -849,3 +849,41 @@ Seeds per configuration: 2.
 - Thresholds judge values as the evidence shows them (4 decimals), so verdict and evidence agree.
 """
     )
+
+
+# --------------------------------------------------------------------------- two seeds, missing values
+def test_two_seeds_are_seeds_not_a_point_value():
+    claims = claims_of(table(only="resnet50", seeds=2, resnet50__sgd=dict(acc=[0.99, 0.995])))
+    assert claims["C1"].evidence.startswith("n=2 seeds per optimizer, lr=0.001. ")
+    # t with 1 degree of freedom: 0.9925 +- 0.0318, an interval across 0.985, not a point value above it
+    assert claims["C2"].verdict == "inconclusive"
+    assert "sgd 0.9925 [95% CI 0.9607, 1.0000]" in claims["C2"].evidence
+    assert claims["C2"].evidence.endswith("straddles 0.985: inconclusive at n=2 seeds.")
+
+
+def test_c2_an_interval_that_reaches_985_as_shown_is_not_below_it():
+    claim = claims_of(table(only="resnet50", seeds=3, resnet50__sgd=dict(acc=[0.97104, 0.97504, 0.97904])))["C2"]
+    assert "sgd 0.9750 [95% CI 0.9651, 0.9850]" in claim.evidence  # 0.98498 shown as 0.9850
+    assert claim.verdict == "inconclusive" and "straddles" in claim.evidence
+
+
+def test_c3_without_rmsprop_values_is_inconclusive_with_no_margin():
+    runs = table(only="inceptionv3")
+    runs.loc[runs.optimizer == "rmsprop", ["final_accuracy", "final_val_accuracy"]] = np.nan
+    claim = claims_of(runs)["C3"]
+    assert claim.verdict == "inconclusive"
+    assert claim.evidence == (
+        ONE_SEED + "final training accuracy: no values for rmsprop or its rivals; margin of rmsprop over the "
+        "runner-up nan. Final validation accuracy (secondary, does not decide): no values for rmsprop or its "
+        "rivals (unclear)."
+    )
+
+
+def test_a_test_split_only_outside_the_papers_three_gives_no_test_evidence():
+    runs = table(only="resnet50", resnet50__adamw=dict(acc=0.99))
+    runs["test_accuracy"] = np.where(runs.optimizer == "adamw", 0.9, np.nan)
+    assert claims_of(runs)["C1"].evidence.endswith(
+        "Loss (holds): final training loss: sgd 0.0050, adam 0.0250, "
+        "rmsprop 0.0300; not rivals (outside the paper's three): "
+        "adamw 0.0100."
+    )

@@ -100,8 +100,9 @@ class Ordering:
     note: str = ""
 
 
-def _number(value: float, digits: int = DIGITS) -> str:
-    return "nan" if value is None or math.isnan(value) else f"{value:.{digits}f}"
+def _number(value: float) -> str:
+    """A value as the evidence shows it (NaN as 'nan')."""
+    return f"{value:.{DIGITS}f}"
 
 
 def _shown(values):
@@ -187,13 +188,13 @@ def ordering(
     if smallest < 2:
         # One run per optimizer: its value decides (+-inf, a diverged run, compares as worst).
         point = {optimizer: float(groups[optimizer].mean()) for optimizer in [winner] + rivals}
-        beats = [point[winner] > point[o] if higher else point[winner] < point[o] for o in rivals]
-        ties = [point[winner] == point[o] for o in rivals]
-        if not any(ties) and all(beats):
+        better = [point[winner] > point[o] if higher else point[winner] < point[o] for o in rivals]
+        worse = [point[winner] < point[o] if higher else point[winner] > point[o] for o in rivals]
+        if all(better):
             return Ordering(HOLDS, shown, means)
-        if any(not b and not t for b, t in zip(beats, ties)):
+        if any(worse):
             return Ordering(FAILS, shown, means)
-        tied = [o for o, t in zip(rivals, ties) if t]
+        tied = [o for o, b, w in zip(rivals, better, worse) if not b and not w]
         return Ordering(UNCLEAR, shown + f"; tie with {', '.join(tied)}", means, "a tie is inconclusive")
     result = compare_groups(groups, higher_is_better=higher, alpha=alpha)
     wins, losses, p_texts = [], [], []
