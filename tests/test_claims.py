@@ -16,6 +16,7 @@ from cnn_study.claims import (
     claim_views,
     claims_markdown,
     judge_claims,
+    ordering,
 )
 from cnn_study.metrics import run_metrics
 from cnn_study.summary_stats import summarize_runs
@@ -887,3 +888,30 @@ def test_a_test_split_only_outside_the_papers_three_gives_no_test_evidence():
         "rmsprop 0.0300; not rivals (outside the paper's three): "
         "adamw 0.0100."
     )
+
+
+def test_c4_ends_with_each_note_once_as_one_sentence():
+    claim = claims_of(table(only="inceptionv3", seeds=3))["C4"]
+    assert claim.evidence.endswith(
+        "3/3 SGD runs stable. Not significant at alpha=0.05: inconclusive at n=3 seeds (smallest achievable "
+        "Mann-Whitney p=0.1000, times 3 under Holm; >= 5 seeds per optimizer needed)."
+    )
+    claim = claims_of(table(only="inceptionv3", inceptionv3__rmsprop=dict(acc=0.99, to_target=8, early=0.8)))["C4"]
+    assert claim.evidence.endswith(
+        "rmsprop 0.8000, sgd 0.8000; tie with sgd. Stable after epoch 15 (holds): SGD's "
+        "largest fall of training accuracy below an earlier peak 0.0000 (limit 0.05; a "
+        "smooth rise is no fall); 1/1 SGD runs stable. A tie is inconclusive."
+    )
+
+
+def test_with_two_optimizers_compared_four_seeds_can_reach_significance():
+    runs = table(only="resnet50", seeds=3, resnet50__rmsprop=None)
+    result = ordering(runs, "final_accuracy", "sgd", True, "accuracy")
+    assert result.part == "unclear"
+    assert result.note == (
+        "not significant at alpha=0.05: inconclusive at n=3 seeds (smallest achievable Mann-Whitney p=0.1000, "
+        "times 1 under Holm; >= 4 seeds per optimizer needed)"
+    )
+    assert ordering(
+        table(only="resnet50", seeds=4, resnet50__rmsprop=None), "final_accuracy", "sgd", True, "a"
+    ).part == ("holds")

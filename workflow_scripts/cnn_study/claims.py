@@ -220,9 +220,15 @@ def ordering(
     return Ordering(UNCLEAR, evidence, means, note)
 
 
+def _joined(notes) -> str:
+    """The distinct notes, in order, joined by '; '."""
+    return "; ".join(dict.fromkeys(note for note in notes if note))
+
+
 def _notes(*notes: str) -> str:
-    unique = list(dict.fromkeys(note for note in notes if note))
-    return (" " + "; ".join(unique)[0].upper() + "; ".join(unique)[1:] + ".") if unique else ""
+    """The notes as one sentence after the evidence ('' without any)."""
+    text = _joined(notes)
+    return f" {text[0].upper()}{text[1:]}." if text else ""
 
 
 def _missing(runs: pd.DataFrame, model: str, optimizers, metric: str) -> str:
@@ -359,7 +365,7 @@ def _sgd_behind(runs: pd.DataFrame, metric: str, higher: bool, label: str, alpha
         parts.append(result.part)
         evidences.append(result.evidence if not evidences else result.evidence.removeprefix(f"{label}: "))
         notes.append(result.note)
-    return Ordering(_and_parts(parts), "; ".join(evidences), {}, _notes(*notes).strip())
+    return Ordering(_and_parts(parts), "; ".join(evidences), {}, _joined(notes))
 
 
 def _c4(runs: pd.DataFrame, horizon: int | None, alpha: float) -> Claim:
@@ -469,6 +475,7 @@ def _cell(text: str) -> str:
 
 
 def verdict_rules_markdown(target_accuracy: float, final_epochs: int) -> str:
+    paper = len(PAPER_OPTIMIZERS)
     return f"""\
 **Verdict rules.**
 - Rivals are the paper's three optimizers (SGD, Adam, RMSprop); other optimizers are reported, never rivals.
@@ -476,8 +483,8 @@ def verdict_rules_markdown(target_accuracy: float, final_epochs: int) -> str:
 - *One seed*: point values decide (*supported* / *not supported*), a tie is *inconclusive*; the evidence says
   `n=1 seed`.
 - *Several seeds*: an ordering counts only if the Holm-corrected two-sided Mann-Whitney U test over the
-  paper's optimizers gives p < {ALPHA:g}, its direction read from the rank statistic.  With 3 optimizers at
-  least {min_seeds_needed(3)} seeds each are needed for any pair to reach p < {ALPHA:g}; otherwise the claim is
+  paper's optimizers gives p < {ALPHA:g}, its direction read from the rank statistic.  With {paper} optimizers at
+  least {min_seeds_needed(paper)} seeds each are needed for any pair to reach p < {ALPHA:g}; otherwise the claim is
   *inconclusive at n seeds*.
 - A run whose loss became NaN (diverged) ranks worst and is named in the evidence.
 - Thresholds: "approximately 99%" = final training accuracy >= {ABOUT_99:g} (with seeds: a 95% CI, clipped to
