@@ -959,3 +959,23 @@ def test_every_ordering_claim_ends_with_its_seed_note():
         assert claims[claim_id].verdict == "inconclusive"
         assert claims[claim_id].evidence.endswith(note), claim_id
     assert note + " Final validation accuracy" in claims["C3"].evidence
+
+
+def test_c1_reports_each_parts_own_note_and_alpha():
+    runs = table(only="resnet50", seeds=3)
+    runs.loc[(runs.optimizer == "sgd") & (runs.seed == 0), "final_loss"] = np.nan  # one loss not recorded
+    claim = claims_of(runs)["C1"]
+    assert claim.evidence.endswith(
+        " Not significant at alpha=0.05: inconclusive at n=3 seeds (smallest achievable Mann-Whitney p=0.1000, "
+        "times 3 under Holm; >= 5 seeds per optimizer needed); not significant at alpha=0.05: inconclusive at n=2 "
+        "seeds (smallest achievable Mann-Whitney p=0.1000, times 3 under Holm; >= 5 seeds per optimizer needed)."
+    )
+    strict = claims_of(table(only="resnet50", seeds=5), alpha=0.01)["C1"]
+    assert "Accuracy (unclear)" in strict.evidence and "Loss (unclear)" in strict.evidence
+
+
+def test_c1_at_epoch_15_judges_the_loss_of_a_run_that_diverged_later():
+    runs = table(only="resnet50", resnet50__adam=dict(acc=0.975, loss=0.0001, diverged_epoch=20.0))
+    claim = claims_of(runs, horizon=15)["C1"]
+    assert claim.verdict == "not supported"
+    assert "Accuracy (holds)" in claim.evidence and "Loss (fails)" in claim.evidence
