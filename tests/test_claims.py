@@ -979,3 +979,20 @@ def test_c1_at_epoch_15_judges_the_loss_of_a_run_that_diverged_later():
     claim = claims_of(runs, horizon=15)["C1"]
     assert claim.verdict == "not supported"
     assert "Accuracy (holds)" in claim.evidence and "Loss (fails)" in claim.evidence
+
+
+def test_c3_at_epoch_15_judges_a_run_that_diverged_later_in_training_and_validation():
+    runs = table(only="inceptionv3", inceptionv3__adam=dict(acc=0.9995, val=0.99, diverged_epoch=20.0))
+    at_15, at_last = claims_of(runs, horizon=15)["C3"], claims_of(runs)["C3"]
+    assert at_15.verdict == "not supported" and at_15.evidence.endswith("(fails).")
+    assert at_last.verdict == "supported" and at_last.evidence.endswith("(holds).")
+
+
+def test_c3_a_stricter_alpha_applies_to_validation_too():
+    claim = claims_of(table(only="inceptionv3", seeds=5), alpha=0.01)["C3"]
+    assert claim.verdict == "inconclusive" and claim.evidence.endswith("(unclear).")
+
+
+def test_a_large_margin_still_carries_c3s_text():
+    spec = dict(inceptionv3__adam=dict(acc=0.9), inceptionv3__rmsprop=dict(acc=0.999))
+    assert [c.text for c in check_claims(table(**spec))] == list(CLAIM_TEXTS.values())

@@ -30,7 +30,7 @@ Verdict rule (one for every claim)
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -96,7 +96,7 @@ class Ordering:
 
     part: str
     evidence: str
-    means: dict
+    means: dict = field(default_factory=dict)  # per paper optimizer, the mean of its finite values
     note: str = ""
 
 
@@ -181,7 +181,7 @@ def ordering(
     groups = {optimizer: values[~np.isnan(values)] for optimizer, values in groups.items()}
     rivals = [o for o in (rivals or PAPER_OPTIMIZERS) if o != winner and o in groups and groups[o].size]
     if winner not in groups or not groups[winner].size or not rivals:
-        return Ordering(UNCLEAR, f"{label}: no values for {winner} or its rivals", {})
+        return Ordering(UNCLEAR, f"{label}: no values for {winner} or its rivals")
     means = {optimizer: _finite_mean(values) for optimizer, values in groups.items()}
     shown = f"{label}: " + ", ".join(_describe(o, groups[o]) for o in [winner] + rivals) + _extras(runs, metric)
     smallest = min(groups[o].size for o in [winner] + rivals)
@@ -365,7 +365,7 @@ def _sgd_behind(runs: pd.DataFrame, metric: str, higher: bool, label: str, alpha
         parts.append(result.part)
         evidences.append(result.evidence if not evidences else result.evidence.removeprefix(f"{label}: "))
         notes.append(result.note)
-    return Ordering(_and_parts(parts), "; ".join(evidences), {}, _joined(notes))
+    return Ordering(_and_parts(parts), "; ".join(evidences), note=_joined(notes))
 
 
 def _c4(runs: pd.DataFrame, horizon: int | None, alpha: float) -> Claim:
