@@ -921,6 +921,7 @@ def test_with_two_optimizers_compared_four_seeds_can_reach_significance():
 def test_every_claim_carries_its_own_text_whatever_its_verdict():
     for runs in (table(), table(seeds=3), table(only="resnet50"), table(only="inceptionv3")):
         assert [c.text for c in check_claims(runs)] == list(CLAIM_TEXTS.values())
+        assert [c.text for c in check_claims(runs, horizon=15)] == list(CLAIM_TEXTS.values())
 
 
 def test_every_claim_at_epoch_15_reads_epoch_15s_values_and_divergence():
@@ -996,3 +997,16 @@ def test_c3_a_stricter_alpha_applies_to_validation_too():
 def test_a_large_margin_still_carries_c3s_text():
     spec = dict(inceptionv3__adam=dict(acc=0.9), inceptionv3__rmsprop=dict(acc=0.999))
     assert [c.text for c in check_claims(table(**spec))] == list(CLAIM_TEXTS.values())
+
+
+@pytest.mark.parametrize("rmsprop", [dict(to_target=8), dict(early=0.8)])
+def test_c4_a_tie_in_either_criterion_is_named(rmsprop):
+    claim = claims_of(table(only="inceptionv3", inceptionv3__rmsprop=dict(acc=0.99, **rmsprop)))["C4"]
+    assert claim.verdict == "inconclusive"
+    assert claim.evidence.endswith("1/1 SGD runs stable. A tie is inconclusive.")
+
+
+def test_c4_sgd_reaching_the_target_first_is_not_slower_at_five_seeds():
+    claim = claims_of(table(only="inceptionv3", seeds=5, inceptionv3__sgd=dict(acc=0.985, to_target=2, early=0.8)))
+    assert claim["C4"].verdict == "not supported"
+    assert "Slower (fails, both criteria needed)" in claim["C4"].evidence

@@ -402,7 +402,7 @@ def _c4(runs: pd.DataFrame, horizon: int | None, alpha: float) -> Claim:
     )
     slower = _and_parts([to_target.part, early.part])
     sgd = model_runs[model_runs["optimizer"] == SGD]
-    drops = sgd["max_drop_after_15"].astype(float)
+    drops = sgd["max_drop_after_15"]
     stable_runs = (_shown(drops) <= MAX_DROP) & ~sgd["diverged"].astype(bool)
     stable = HOLDS if stable_runs.all() else FAILS if not stable_runs.any() else UNCLEAR
     evidence = (
