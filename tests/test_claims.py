@@ -855,7 +855,10 @@ Seeds per configuration: 2.
 # --------------------------------------------------------------------------- two seeds, missing values
 def test_two_seeds_are_seeds_not_a_point_value():
     claims = claims_of(table(only="resnet50", seeds=2, resnet50__sgd=dict(acc=[0.99, 0.995])))
-    assert claims["C1"].evidence.startswith("n=2 seeds per optimizer, lr=0.001. ")
+    assert claims["C1"].evidence.startswith(
+        "n=2 seeds per optimizer, lr=0.001. Accuracy (unclear): final training "
+        "accuracy: sgd 0.9925±0.0035, adam 0.9755±0.0007"
+    )
     # t with 1 degree of freedom: 0.9925 +- 0.0318, an interval across 0.985, not a point value above it
     assert claims["C2"].verdict == "inconclusive"
     assert "sgd 0.9925 [95% CI 0.9607, 1.0000]" in claims["C2"].evidence
@@ -1010,3 +1013,17 @@ def test_c4_sgd_reaching_the_target_first_is_not_slower_at_five_seeds():
     claim = claims_of(table(only="inceptionv3", seeds=5, inceptionv3__sgd=dict(acc=0.985, to_target=2, early=0.8)))
     assert claim["C4"].verdict == "not supported"
     assert "Slower (fails, both criteria needed)" in claim["C4"].evidence
+
+
+def test_a_tie_names_only_the_tied_rival():
+    claim = claims_of(table(only="resnet50", resnet50__adam=dict(acc=0.995)))["C1"]
+    assert claim.verdict == "inconclusive"
+    assert "sgd 0.9950, adam 0.9950, rmsprop 0.9700; tie with adam. Loss (unclear)" in claim.evidence
+
+
+def test_significant_losses_are_all_named_and_c3_still_shows_its_margin():
+    claims = claims_of(table(seeds=5, inceptionv3__adam=dict(acc=0.995), inceptionv3__sgd=dict(acc=0.996)))
+    assert claims["C3"].verdict == "not supported"
+    assert "; significantly better than rmsprop: sgd, adam; margin of rmsprop over the runner-up -0.0060." in (
+        claims["C3"].evidence
+    )

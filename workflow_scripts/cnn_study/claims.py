@@ -128,9 +128,9 @@ def _diverged(runs: pd.DataFrame, horizon: int | None) -> pd.Series:
 def _groups(runs: pd.DataFrame, metric: str, higher: bool, horizon: int | None) -> dict[str, np.ndarray]:
     """Per paper optimizer, its runs' values; a diverged run ranks worst (-inf or +inf)."""
     worst = -np.inf if higher else np.inf
-    values = runs[metric].astype(float).where(~_diverged(runs, horizon), worst)
+    values = runs[metric].where(~_diverged(runs, horizon), worst)
     return {
-        optimizer: values[runs["optimizer"] == optimizer].to_numpy(float)
+        optimizer: values[runs["optimizer"] == optimizer].to_numpy()
         for optimizer in PAPER_OPTIMIZERS
         if (runs["optimizer"] == optimizer).any()
     }
