@@ -1027,3 +1027,19 @@ def test_significant_losses_are_all_named_and_c3_still_shows_its_margin():
     assert "; significantly better than rmsprop: sgd, adam; margin of rmsprop over the runner-up -0.0060." in (
         claims["C3"].evidence
     )
+
+
+def test_judge_claims_judges_each_horizon_at_the_given_alpha():
+    runs = table(only="resnet50", seeds=5)
+    runs.loc[runs.optimizer == "adam", ["final_accuracy_e15", "final_loss_e15"]] = [0.999, 0.001]  # Adam led at 15
+    at_15, at_last = judge_claims(runs, pd.DataFrame())
+    assert (at_15.horizon, at_15.claims[0].verdict) == ("epoch 15", "not supported")
+    assert (at_last.horizon, at_last.claims[0].verdict) == ("last epoch (30)", "supported")
+    at_15, at_last = judge_claims(runs, pd.DataFrame(), alpha=0.01)
+    assert [at_15.claims[0].verdict, at_last.claims[0].verdict] == ["inconclusive", "inconclusive"]
+
+
+def test_a_view_without_runs_still_names_each_claim():
+    runs = table().assign(lr=0.01)  # no run at the paper's 0.001
+    at_15, at_last = judge_claims(runs, pd.DataFrame())
+    assert [c.text for c in at_15.claims + at_last.claims] == list(CLAIM_TEXTS.values()) * 2

@@ -450,7 +450,7 @@ def claim_views(runs: pd.DataFrame, summary: pd.DataFrame) -> dict[str, pd.DataF
     views = {f"the paper's learning rate ({PAPER_LR:g})": runs[np.isclose(runs["lr"], PAPER_LR)]}
     if runs["lr"].nunique() > 1:
         tuned = summary.loc[summary["tuned"].astype(bool), ["model", "optimizer", "lr"]]
-        chosen = runs.merge(tuned, on=["model", "optimizer", "lr"])
+        chosen = runs.merge(tuned)  # on tuned's columns: model, optimizer, lr
         views["tuned learning rates (per model and optimizer, best mean validation accuracy)"] = chosen
     return views
 
