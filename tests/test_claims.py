@@ -1043,3 +1043,14 @@ def test_a_view_without_runs_still_names_each_claim():
     runs = table().assign(lr=0.01)  # no run at the paper's 0.001
     at_15, at_last = judge_claims(runs, pd.DataFrame())
     assert [c.text for c in at_15.claims + at_last.claims] == list(CLAIM_TEXTS.values()) * 2
+
+
+def test_a_single_run_study_judges_c2_and_renders_its_rules():
+    run = table(only="resnet50").iloc[:1]  # one ResNet50 SGD run, e.g. a smoke-test configuration
+    claims = claims_of(run)
+    assert claims["C2"].verdict == "supported"
+    assert claims["C2"].evidence == ONE_SEED + "best optimizer sgd: final training accuracy 0.9950 >= 0.985."
+    assert claims["C1"].evidence == "resnet50 lacks optimizer(s): adam, rmsprop"
+    md = claims_markdown([], run)
+    assert "Seeds per configuration: 1 (single seed" in md and "mean of the last 5 epochs" in md
+    assert "later to\n  0.9 training accuracy" in md
