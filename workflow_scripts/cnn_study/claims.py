@@ -30,7 +30,7 @@ Verdict rule (one for every claim)
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -53,6 +53,9 @@ ABOUT_99 = 0.985
 SLIGHT_MARGIN = 0.03
 #: C4: stable = no fall of training accuracy below an earlier peak after epoch 15 larger than MAX_DROP.
 MAX_DROP = 0.05
+#: Decimals the evidence shows.  Thresholds judge values as shown, so the verdict agrees with the evidence:
+#: 0.99 - 0.96 is a margin of 0.0300, within 0.03 (not 0.030000000000000027, beyond it).
+DIGITS = 4
 
 CLAIM_TEXTS = {
     "C1": "ResNet50: SGD outperforms the other two in accuracy and loss (highest final training accuracy and "
@@ -93,12 +96,18 @@ class Ordering:
 
     part: str
     evidence: str
-    means: dict
+    means: dict = field(default_factory=dict)  # per paper optimizer, the mean of its finite values
     note: str = ""
 
 
-def _number(value: float, digits: int = 4) -> str:
-    return "nan" if value is None or math.isnan(value) else f"{value:.{digits}f}"
+def _number(value: float) -> str:
+    """A value as the evidence shows it (NaN as 'nan')."""
+    return f"{value:.{DIGITS}f}"
+
+
+def _shown(values):
+    """A value (or a Series) rounded as the evidence shows it."""
+    return np.round(values, DIGITS)
 
 
 def _and_parts(parts: list[str]) -> str:
@@ -119,9 +128,9 @@ def _diverged(runs: pd.DataFrame, horizon: int | None) -> pd.Series:
 def _groups(runs: pd.DataFrame, metric: str, higher: bool, horizon: int | None) -> dict[str, np.ndarray]:
     """Per paper optimizer, its runs' values; a diverged run ranks worst (-inf or +inf)."""
     worst = -np.inf if higher else np.inf
-    values = runs[metric].astype(float).where(~_diverged(runs, horizon), worst)
+    values = runs[metric].where(~_diverged(runs, horizon), worst)
     return {
-        optimizer: values[runs["optimizer"] == optimizer].to_numpy(float)
+        optimizer: values[runs["optimizer"] == optimizer].to_numpy()
         for optimizer in PAPER_OPTIMIZERS
         if (runs["optimizer"] == optimizer).any()
     }
@@ -172,20 +181,20 @@ def ordering(
     groups = {optimizer: values[~np.isnan(values)] for optimizer, values in groups.items()}
     rivals = [o for o in (rivals or PAPER_OPTIMIZERS) if o != winner and o in groups and groups[o].size]
     if winner not in groups or not groups[winner].size or not rivals:
-        return Ordering(UNCLEAR, f"{label}: no values for {winner} or its rivals", {})
+        return Ordering(UNCLEAR, f"{label}: no values for {winner} or its rivals")
     means = {optimizer: _finite_mean(values) for optimizer, values in groups.items()}
     shown = f"{label}: " + ", ".join(_describe(o, groups[o]) for o in [winner] + rivals) + _extras(runs, metric)
     smallest = min(groups[o].size for o in [winner] + rivals)
     if smallest < 2:
         # One run per optimizer: its value decides (+-inf, a diverged run, compares as worst).
-        point = {optimizer: float(values.mean()) for optimizer, values in groups.items()}
-        beats = [point[winner] > point[o] if higher else point[winner] < point[o] for o in rivals]
-        ties = [point[winner] == point[o] for o in rivals]
-        if not any(ties) and all(beats):
+        point = {optimizer: float(groups[optimizer].mean()) for optimizer in [winner] + rivals}
+        better = [point[winner] > point[o] if higher else point[winner] < point[o] for o in rivals]
+        worse = [point[winner] < point[o] if higher else point[winner] > point[o] for o in rivals]
+        if all(better):
             return Ordering(HOLDS, shown, means)
-        if any(not b and not t for b, t in zip(beats, ties)):
+        if any(worse):
             return Ordering(FAILS, shown, means)
-        tied = [o for o, t in zip(rivals, ties) if t]
+        tied = [o for o, b, w in zip(rivals, better, worse) if not b and not w]
         return Ordering(UNCLEAR, shown + f"; tie with {', '.join(tied)}", means, "a tie is inconclusive")
     result = compare_groups(groups, higher_is_better=higher, alpha=alpha)
     wins, losses, p_texts = [], [], []
@@ -211,9 +220,15 @@ def ordering(
     return Ordering(UNCLEAR, evidence, means, note)
 
 
+def _joined(notes) -> str:
+    """The distinct notes, in order, joined by '; '."""
+    return "; ".join(dict.fromkeys(note for note in notes if note))
+
+
 def _notes(*notes: str) -> str:
-    unique = list(dict.fromkeys(note for note in notes if note))
-    return (" " + "; ".join(unique)[0].upper() + "; ".join(unique)[1:] + ".") if unique else ""
+    """The notes as one sentence after the evidence ('' without any)."""
+    text = _joined(notes)
+    return f" {text[0].upper()}{text[1:]}." if text else ""
 
 
 def _missing(runs: pd.DataFrame, model: str, optimizers, metric: str) -> str:
@@ -287,7 +302,7 @@ def _c2(runs: pd.DataFrame, horizon: int | None) -> Claim:
     table = pd.DataFrame(rows).sort_values("mean", ascending=False)
     best = table.iloc[0]
     if table["n"].min() < 2:
-        holds = best["mean"] >= ABOUT_99
+        holds = _shown(best["mean"]) >= ABOUT_99
         evidence = (
             _seed_note(paper) + f"best optimizer {best['optimizer']}: final training accuracy "
             f"{_number(best['mean'])} {'>=' if holds else '<'} {ABOUT_99:g}."
@@ -296,9 +311,9 @@ def _c2(runs: pd.DataFrame, horizon: int | None) -> Claim:
     values = "; ".join(
         f"{r.optimizer} {_number(r.mean)} [95% CI {_number(r.low)}, {_number(r.high)}]" for r in table.itertuples()
     )
-    if (table["low"] >= ABOUT_99).any():
+    if (_shown(table["low"]) >= ABOUT_99).any():
         verdict, why = "supported", f"a 95% CI lies entirely >= {ABOUT_99:g}"
-    elif (table["high"] < ABOUT_99).all():
+    elif (_shown(table["high"]) < ABOUT_99).all():
         verdict, why = "not supported", f"every 95% CI lies below {ABOUT_99:g}"
     else:
         verdict, why = (
@@ -330,7 +345,7 @@ def _c3(runs: pd.DataFrame, horizon: int | None, alpha: float) -> Claim:
     secondary = f" {validation.evidence[0].upper()}{validation.evidence[1:]} ({validation.part})."
     if horizon is None:
         secondary += _test_evidence(model_runs)
-    if training.part == HOLDS and margin > SLIGHT_MARGIN:
+    if training.part == HOLDS and _shown(margin) > SLIGHT_MARGIN:
         return Claim(
             "C3",
             CLAIM_TEXTS["C3"],
@@ -350,7 +365,7 @@ def _sgd_behind(runs: pd.DataFrame, metric: str, higher: bool, label: str, alpha
         parts.append(result.part)
         evidences.append(result.evidence if not evidences else result.evidence.removeprefix(f"{label}: "))
         notes.append(result.note)
-    return Ordering(_and_parts(parts), "; ".join(evidences), {}, _notes(*notes).strip())
+    return Ordering(_and_parts(parts), "; ".join(evidences), note=_joined(notes))
 
 
 def _c4(runs: pd.DataFrame, horizon: int | None, alpha: float) -> Claim:
@@ -387,8 +402,8 @@ def _c4(runs: pd.DataFrame, horizon: int | None, alpha: float) -> Claim:
     )
     slower = _and_parts([to_target.part, early.part])
     sgd = model_runs[model_runs["optimizer"] == SGD]
-    drops = sgd["max_drop_after_15"].astype(float)
-    stable_runs = (drops <= MAX_DROP) & ~sgd["diverged"].astype(bool)
+    drops = sgd["max_drop_after_15"]
+    stable_runs = (_shown(drops) <= MAX_DROP) & ~sgd["diverged"].astype(bool)
     stable = HOLDS if stable_runs.all() else FAILS if not stable_runs.any() else UNCLEAR
     evidence = (
         _seed_note(model_runs) + f"Slower ({slower}, both criteria needed): {to_target.evidence}; "
@@ -435,7 +450,7 @@ def claim_views(runs: pd.DataFrame, summary: pd.DataFrame) -> dict[str, pd.DataF
     views = {f"the paper's learning rate ({PAPER_LR:g})": runs[np.isclose(runs["lr"], PAPER_LR)]}
     if runs["lr"].nunique() > 1:
         tuned = summary.loc[summary["tuned"].astype(bool), ["model", "optimizer", "lr"]]
-        chosen = runs.merge(tuned, on=["model", "optimizer", "lr"])
+        chosen = runs.merge(tuned)  # on tuned's columns: model, optimizer, lr
         views["tuned learning rates (per model and optimizer, best mean validation accuracy)"] = chosen
     return views
 
@@ -460,6 +475,7 @@ def _cell(text: str) -> str:
 
 
 def verdict_rules_markdown(target_accuracy: float, final_epochs: int) -> str:
+    paper = len(PAPER_OPTIMIZERS)
     return f"""\
 **Verdict rules.**
 - Rivals are the paper's three optimizers (SGD, Adam, RMSprop); other optimizers are reported, never rivals.
@@ -467,8 +483,8 @@ def verdict_rules_markdown(target_accuracy: float, final_epochs: int) -> str:
 - *One seed*: point values decide (*supported* / *not supported*), a tie is *inconclusive*; the evidence says
   `n=1 seed`.
 - *Several seeds*: an ordering counts only if the Holm-corrected two-sided Mann-Whitney U test over the
-  paper's optimizers gives p < {ALPHA:g}, its direction read from the rank statistic.  With 3 optimizers at
-  least {min_seeds_needed(3)} seeds each are needed for any pair to reach p < {ALPHA:g}; otherwise the claim is
+  paper's optimizers gives p < {ALPHA:g}, its direction read from the rank statistic.  With {paper} optimizers at
+  least {min_seeds_needed(paper)} seeds each are needed for any pair to reach p < {ALPHA:g}; otherwise the claim is
   *inconclusive at n seeds*.
 - A run whose loss became NaN (diverged) ranks worst and is named in the evidence.
 - Thresholds: "approximately 99%" = final training accuracy >= {ABOUT_99:g} (with seeds: a 95% CI, clipped to
@@ -477,6 +493,7 @@ def verdict_rules_markdown(target_accuracy: float, final_epochs: int) -> str:
   {EARLY_EPOCHS} epochs after the frozen warm-up, than each other optimizer; "stabilizes after
   {STABLE_AFTER_EPOCH} epochs" = after epoch {STABLE_AFTER_EPOCH} no fall of training accuracy below an earlier
   peak larger than {MAX_DROP:g} (a smooth rise is no fall).
+- Thresholds judge values as the evidence shows them ({DIGITS} decimals), so verdict and evidence agree.
 """
 
 
