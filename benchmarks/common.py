@@ -24,7 +24,6 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "workflow_scripts"))
 
-CLASSES = ["cat", "dog"]
 RESULT_PREFIX = "BENCH_RESULT "
 
 
@@ -64,7 +63,7 @@ def make_dataset(
     directory.mkdir(parents=True, exist_ok=True)
     per_class = {"train": n_train // 2, "val": n_val // 2}
     jobs, rows = [], []
-    for class_index, label in enumerate(CLASSES):
+    for class_index, label in enumerate(classes()):
         number = 0
         for split in ("train", "val"):
             for _ in range(per_class[split]):
@@ -105,7 +104,7 @@ def build_cache(directory: str | Path, dataset: dict, size: int) -> tuple[dict, 
 
     paths = cache_paths(directory, size)
     started = time.perf_counter()
-    workflow_build_cache(dataset["archive"], dataset["manifest"], CLASSES, size, paths)
+    workflow_build_cache(dataset["archive"], dataset["manifest"], classes(), size, paths)
     return paths, time.perf_counter() - started
 
 
@@ -142,6 +141,11 @@ def workflow_config(overrides: dict) -> dict:
     return apply_schema_defaults(config, schema)
 
 
+def classes() -> list[str]:
+    """The class names, in label order, from config.yaml."""
+    return list(workflow_config({})["dataset"]["classes"])
+
+
 def workflow_settings(overrides: dict, model: str, optimizer: str, lr: str, seed: int) -> dict:
     """The settings dict the train rule hands to train_run (cnn_study.settings.run_settings)."""
     try:
@@ -158,15 +162,14 @@ def workflow_settings(overrides: dict, model: str, optimizer: str, lr: str, seed
 
 # ---- the hand-written baseline -----------------------------------------------------------------
 
-CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
-APPLICATION_NAMES = {"resnet50": "ResNet50", "inceptionv3": "InceptionV3"}
-
 
 def hand_model(keras, model: str, size: int, seed: int, augmentation: bool = True, dropout: float = 0.5):
     """What one would write by hand for the paper's model: augmentation, the backbone's
     preprocess_input, the backbone with random weights, and the head (GAP, BN, dropout, softmax).
     Returns (model, base)."""
     from keras import layers, ops
+
+    from cnn_study.models import APPLICATIONS, CAFFE_MEAN_BGR
 
     inputs = keras.Input((size, size, 3))
     x = inputs
@@ -184,14 +187,12 @@ def hand_model(keras, model: str, size: int, seed: int, augmentation: bool = Tru
         )(x)
     else:  # tf: [-1, 1]
         x = layers.Rescaling(1 / 127.5, offset=-1.0)(x)
-    base = getattr(keras.applications, APPLICATION_NAMES[model])(
-        include_top=False, weights=None, input_shape=(size, size, 3)
-    )
+    base = APPLICATIONS[model](include_top=False, weights=None, input_shape=(size, size, 3))
     x = base(x)
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.BatchNormalization()(x)
     x = layers.Dropout(dropout, seed=seed + 3)(x)
-    outputs = layers.Dense(len(CLASSES), activation="softmax")(x)
+    outputs = layers.Dense(len(classes()), activation="softmax")(x)
     return keras.Model(inputs, outputs), base
 
 
@@ -379,14 +380,12 @@ def parse_result(output: str) -> dict | None:
     return None
 
 
-def cpu_description() -> str:
-    model = "unknown"
-    try:
-        with open("/proc/cpuinfo") as handle:
-            model = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{model}, nproc={os.cpu_count()}"
+def child_cpu_seconds() -> float:
+    """User + system CPU seconds of this process's finished children (getrusage): the workers' whole cost."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def load_average() -> str:

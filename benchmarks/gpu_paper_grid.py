@@ -331,36 +331,41 @@ def summarize_runs(args, jobs: list[Job], data: dict, wall: float, out: Path, op
         "gpu_busy_pct": gpu_busy(out, window),
         "complete": all(r["ok"] and r["epochs_done"] == job.spec["epochs"] for r, job in zip(runs, jobs)),
         "run_dirs": [job.spec["run_dir"] for job in jobs],
+        # Each run's keys, as the workflow's run grid gives them (settings.run_grid): the results stage reads them.
+        "run_keys": [{key: job.spec[key] for key in ("model", "optimizer", "lr", "seed")} for job in jobs],
         "total_images_per_s": sum(data["train_images"] * r["epochs_done"] for r in runs) / wall if wall else None,
     }
 
 
 def stage_results(args, grid: dict, out: Path) -> dict:
     """The results stage's functions on the finished runs' histories, as the Snakemake jobs call them."""
-    from cnn_study.figures import PANELS, plot_model, plot_overview
+    from cnn_study.figure_names import FIGURES, pdf_key
+    from cnn_study.figures import plot_model, plot_overview
     from cnn_study.metrics import write_metrics
     from cnn_study.report_tables import write_tables
+    from cnn_study.settings import format_lr
 
-    target = common.workflow_config({})["results"]["target_accuracy"]
+    settings = common.workflow_config({})["results"]
     results = out / "results"
-    histories = []
-    for run_dir in map(Path, grid["run_dirs"]):
+    histories, runs = [], []
+    for run_dir, keys in zip(map(Path, grid["run_dirs"]), grid["run_keys"]):
         if (run_dir / "history.csv").exists():
-            kept = results / run_dir.relative_to(run_dir.parents[4])  # runs/{model}/{optimizer}/lr../seed..
+            keys = {**keys, "lr": format_lr(keys["lr"])}
+            kept = results / "runs" / keys["model"] / keys["optimizer"] / f"lr{keys['lr']}" / f"seed{keys['seed']}"
             kept.mkdir(parents=True, exist_ok=True)
             for name in ("history.csv", "run.json"):
                 shutil.copy2(run_dir / name, kept / name)
             histories.append(str(kept / "history.csv"))
+            runs.append(keys)
     if not histories:
         return {"error": "no run finished: nothing to tabulate"}
-    epochs, summary = results / "metrics" / "epochs.csv", results / "metrics" / "summary.csv"
-    write_metrics(histories, str(epochs), str(summary), target)
+    metrics = {name: str(results / "metrics" / f"{name}.csv") for name in ("epochs", "runs", "summary")}
+    write_metrics(histories, runs, metrics, settings["target_accuracy"], settings["final_epochs"])
     tables = results / "tables"
-    # the make_tables rule's output names (rules/metrics.smk)
+    # the make_tables rule's output names (rules/tables.smk)
     write_tables(
-        str(epochs),
-        str(summary),
-        target,
+        metrics["runs"],
+        metrics["summary"],
         {
             "summary_md": str(tables / "summary.md"),
             "summary_tex": str(tables / "summary.tex"),
@@ -369,17 +374,13 @@ def stage_results(args, grid: dict, out: Path) -> dict:
         },
     )
     figures = results / "figures"
-    for model in sorted({Path(h).parts[-5] for h in histories}):
-        plot_model(
-            str(epochs),
-            model,
-            {
-                key: str(figures / f"{model}_{name}.{ext}")
-                for name in PANELS
-                for key, ext in ((name, "png"), (f"{name}_pdf", "pdf"))
-            },
-        )
-    plot_overview(str(epochs), str(figures / "overview.png"), str(figures / "overview.pdf"))
+    for model in sorted({run["model"] for run in runs}):
+        outputs = {}
+        for name in FIGURES:
+            outputs[name] = str(figures / f"{model}_{name}.png")
+            outputs[pdf_key(name)] = str(figures / f"{model}_{name}.pdf")
+        plot_model(metrics["epochs"], model, outputs)
+    plot_overview(metrics["epochs"], str(figures / "overview.png"), str(figures / "overview.pdf"))
     return {"runs": len(histories), "files": sorted(str(p.relative_to(out)) for p in results.rglob("*") if p.is_file())}
 
 

@@ -44,6 +44,7 @@ import common  # noqa: E402
 REPO = common.REPO
 WORKER = Path(__file__).resolve().parent / "worker.py"
 BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow")
+FAILED_WORKERS: list[str] = []  # a failed worker makes the command fail, after the table is printed
 
 
 def log(message: str) -> None:
@@ -73,6 +74,7 @@ def run_worker(spec: dict, timeout: int, label: str) -> dict:
     result["label"] = label
     if not result.get("ok"):
         result["output_tail"] = output[-3000:]
+        FAILED_WORKERS.append(label)
         log(f"  {label}: FAILED {result.get('error')}\n{output[-1500:]}")
     else:
         log(
@@ -677,6 +679,8 @@ def main() -> None:
     print(table(results))
     print(breakdown_text(results))
     print(f"raw results: {out}")
+    if FAILED_WORKERS:
+        raise SystemExit(f"{len(FAILED_WORKERS)} benchmark worker(s) failed ({', '.join(FAILED_WORKERS)}): see above")
 
 
 if __name__ == "__main__":

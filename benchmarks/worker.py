@@ -59,7 +59,7 @@ def device_info() -> dict:
     from cnn_study.backend import device_names
 
     backend = os.environ.get("KERAS_BACKEND", "tensorflow")
-    info = {"backend": backend, "tensorflow_imported": "tensorflow" in sys.modules, **device_names()}
+    info = {"backend": backend, "tensorflow_imported": "tensorflow" in sys.modules, **device_names(backend)}
     if backend == "torch":
         import torch
 
