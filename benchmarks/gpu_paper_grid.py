@@ -279,14 +279,18 @@ def run_spec(args, data: dict, model: str, size: int, optimizer: str, **options)
     return spec
 
 
-def grid_jobs(args, data: dict, backend: str, prefix: str, **options) -> list[Job]:
+def run_folder(root: Path, model: str, optimizer: str, lr: float, seed: int) -> Path:
+    """The workflow's run folder layout (rules/common.smk RUN_PATH) under root: the results stage reads it."""
     from cnn_study.settings import format_lr
 
+    return root / "runs" / model / optimizer / f"lr{format_lr(lr)}" / f"seed{seed}"
+
+
+def grid_jobs(args, data: dict, backend: str, prefix: str, **options) -> list[Job]:
     jobs = []
     for model, size in args.models:
         for optimizer in args.optimizers:
-            # The workflow's run folder layout (rules/common.smk RUN_DIR): the results stage reads it.
-            run_dir = args.work / prefix / "runs" / model / optimizer / f"lr{format_lr(args.lr)}" / "seed0"
+            run_dir = run_folder(args.work / prefix, model, optimizer, args.lr, 0)
             shutil.rmtree(run_dir, ignore_errors=True)
             spec = run_spec(args, data, model, size, optimizer, run_dir=str(run_dir), **options)
             jobs.append(Job(f"{prefix}_{model}_{optimizer}", spec, backend, args.work / "logs"))
@@ -350,8 +354,8 @@ def stage_results(args, grid: dict, out: Path) -> dict:
     histories, runs = [], []
     for run_dir, keys in zip(map(Path, grid["run_dirs"]), grid["run_keys"]):
         if (run_dir / "history.csv").exists():
-            keys = {**keys, "lr": format_lr(keys["lr"])}
-            kept = results / "runs" / keys["model"] / keys["optimizer"] / f"lr{keys['lr']}" / f"seed{keys['seed']}"
+            kept = run_folder(results, **keys)
+            keys = {**keys, "lr": format_lr(keys["lr"])}  # as settings.run_grid gives it
             kept.mkdir(parents=True, exist_ok=True)
             for name in ("history.csv", "run.json"):
                 shutil.copy2(run_dir / name, kept / name)
