@@ -80,7 +80,7 @@ def make_dataset(
         blobs = [_jpeg(job) for job in jobs]
     archive = directory / "train.zip"
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as handle:
-        for row, blob in zip(rows, blobs):
+        for row, blob in zip(rows, blobs, strict=True):
             handle.writestr(row["file"], blob)
             row["sha256"] = hashlib.sha256(blob).hexdigest()
     manifest = directory / "manifest.csv"
@@ -223,9 +223,12 @@ class Timeline:
         self.images = images_per_epoch
         self.epoch_logs: list[dict] = []
         self.params: int | None = None
+        self.tracer: EpochTracer | None = None
 
     def mark(self, event: str, epoch: int = -1) -> None:
         self.events.append((event, epoch, time.perf_counter(), time.process_time()))
+        if self.tracer is not None:
+            self.tracer.mark(event, epoch)
 
     def _probe(self, position: str):
         timeline = self
@@ -365,6 +368,52 @@ class Timeline:
         epochs = max(1, len(per_epoch))
         result["per_callback_on_epoch_end"] = {k: v / epochs for k, v in sorted(self.callback_seconds.items())}
         return result
+
+
+class EpochTracer:
+    """Profiles one epoch, from its first callback to its last (epoch 0 from the fit call's entry, so with the
+    graph tracing): the TensorFlow profiler's trace of every op and thread (TensorFlow backend only) and cProfile
+    of the training thread's Python, into `directory` (benchmarks/epoch_profile.py reads both). Tracing slows
+    the epoch it traces: traced runs are not timed."""
+
+    def __init__(self, directory: str | Path, epoch: int, backend: str):
+        self.directory, self.epoch, self.backend = Path(directory), epoch, backend
+        self.profiler = None
+        self.done = False
+        self.window: tuple[float, float] | None = None
+
+    def mark(self, event: str, epoch: int) -> None:
+        # The first epoch from the fit call's entry: the data adapter's set-up and the graph tracing are in it.
+        opens = "fit_enter" if self.epoch == 0 else "epoch_begin_first"
+        if self.done:
+            return
+        if event == opens and (self.epoch == 0 or epoch == self.epoch) and self.profiler is None:
+            self.start()
+        elif event == "epoch_end_last" and epoch == self.epoch and self.profiler is not None:
+            self.stop()
+
+    def start(self) -> None:
+        import cProfile
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if self.backend == "tensorflow":
+            import tensorflow as tf
+
+            tf.profiler.experimental.start(str(self.directory / "tf"))
+        self.profiler = cProfile.Profile()
+        self.window = (time.perf_counter(), time.process_time())
+        self.profiler.enable()
+
+    def stop(self) -> None:
+        self.profiler.disable()
+        wall, cpu = time.perf_counter() - self.window[0], time.process_time() - self.window[1]
+        if self.backend == "tensorflow":
+            import tensorflow as tf
+
+            tf.profiler.experimental.stop()
+        self.profiler.dump_stats(str(self.directory / "python.pstats"))
+        (self.directory / "window.json").write_text(json.dumps({"epoch": self.epoch, "wall_s": wall, "cpu_s": cpu}))
+        self.done = True  # one epoch only
 
 
 def emit(result: dict) -> None:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
+import itertools
 import json
 import os
 import shutil
@@ -142,7 +143,7 @@ class Job:
         if self.ended is not None and not out["ok"] and self.logfile.exists():
             out["log_tail"] = self.logfile.read_text(errors="replace")[-2000:]
         if first and ends:
-            durations = [ends[0]["wall"] - first["wall"]] + [b["wall"] - a["wall"] for a, b in zip(ends, ends[1:])]
+            durations = [ends[0]["wall"] - first["wall"]] + [b["wall"] - a["wall"] for a, b in itertools.pairwise(ends)]
             # perf_counter is the system's monotonic clock: the worker's stamps compare with this process's
             out.update(
                 to_first_fit_s=first["wall"] - self.started if self.started else None,
@@ -279,11 +280,12 @@ def run_spec(args, data: dict, model: str, size: int, optimizer: str, **options)
     return spec
 
 
-def run_folder(root: Path, model: str, optimizer: str, lr: float, seed: int) -> Path:
-    """The workflow's run folder layout (rules/common.smk RUN_PATH) under root: the results stage reads it."""
+def run_folder(root: Path, model: str, optimizer: str, lr: float, seed: int, arm: str = "paper") -> Path:
+    """The workflow's run folder layout (cnn_study.run_layout) under root: the results stage reads it."""
+    from cnn_study.run_layout import run_folder as layout_folder
     from cnn_study.settings import format_lr
 
-    return root / "runs" / model / optimizer / f"lr{format_lr(lr)}" / f"seed{seed}"
+    return layout_folder(dict(arm=arm, model=model, optimizer=optimizer, lr=format_lr(lr), seed=seed), root / "runs")
 
 
 def grid_jobs(args, data: dict, backend: str, prefix: str, **options) -> list[Job]:
@@ -333,10 +335,12 @@ def summarize_runs(args, jobs: list[Job], data: dict, wall: float, out: Path, op
         "runs": runs,
         "wall_s": wall,
         "gpu_busy_pct": gpu_busy(out, window),
-        "complete": all(r["ok"] and r["epochs_done"] == job.spec["epochs"] for r, job in zip(runs, jobs)),
+        "complete": all(r["ok"] and r["epochs_done"] == job.spec["epochs"] for r, job in zip(runs, jobs, strict=True)),
         "run_dirs": [job.spec["run_dir"] for job in jobs],
         # Each run's keys, as the workflow's run grid gives them (settings.run_grid): the results stage reads them.
-        "run_keys": [{key: job.spec[key] for key in ("model", "optimizer", "lr", "seed")} for job in jobs],
+        "run_keys": [
+            {"arm": "paper", **{key: job.spec[key] for key in ("model", "optimizer", "lr", "seed")}} for job in jobs
+        ],
         "total_images_per_s": sum(data["train_images"] * r["epochs_done"] for r in runs) / wall if wall else None,
     }
 
@@ -352,7 +356,7 @@ def stage_results(args, grid: dict, out: Path) -> dict:
     settings = common.workflow_config({})["results"]
     results = out / "results"
     histories, runs = [], []
-    for run_dir, keys in zip(map(Path, grid["run_dirs"]), grid["run_keys"]):
+    for run_dir, keys in zip(map(Path, grid["run_dirs"]), grid["run_keys"], strict=True):
         if (run_dir / "history.csv").exists():
             kept = run_folder(results, **keys)
             keys = {**keys, "lr": format_lr(keys["lr"])}  # as settings.run_grid gives it
@@ -363,13 +367,22 @@ def stage_results(args, grid: dict, out: Path) -> dict:
             runs.append(keys)
     if not histories:
         return {"error": "no run finished: nothing to tabulate"}
-    metrics = {name: str(results / "metrics" / f"{name}.csv") for name in ("epochs", "runs", "summary")}
-    write_metrics(histories, runs, metrics, settings["target_accuracy"], settings["final_epochs"])
+    metrics = {name: str(results / "metrics" / f"{name}.csv") for name in ("epochs", "runs", "summary", "arms")}
+    write_metrics(
+        histories,
+        runs,
+        metrics,
+        settings["target_accuracy"],
+        settings["final_epochs"],
+        arm_changes={"paper": {}},
+        reference_arm="paper",
+    )
     tables = results / "tables"
     # the make_tables rule's output names (rules/tables.smk)
     write_tables(
         metrics["runs"],
         metrics["summary"],
+        metrics["arms"],
         {
             "summary_md": str(tables / "summary.md"),
             "summary_tex": str(tables / "summary.tex"),
@@ -383,8 +396,8 @@ def stage_results(args, grid: dict, out: Path) -> dict:
         for name in FIGURES:
             outputs[name] = str(figures / f"{model}_{name}.png")
             outputs[pdf_key(name)] = str(figures / f"{model}_{name}.pdf")
-        plot_model(metrics["epochs"], model, outputs)
-    plot_overview(metrics["epochs"], str(figures / "overview.png"), str(figures / "overview.pdf"))
+        plot_model(metrics["epochs"], "paper", model, outputs)
+    plot_overview(metrics["epochs"], "paper", str(figures / "overview.png"), str(figures / "overview.pdf"))
     return {"runs": len(histories), "files": sorted(str(p.relative_to(out)) for p in results.rglob("*") if p.is_file())}
 
 
@@ -567,7 +580,7 @@ def report(results: dict) -> str:
 
 def table_lines(rows) -> list[str]:
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
-    out = [" | ".join(str(c).ljust(w) for c, w in zip(r, widths)) for r in rows]
+    out = [" | ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     out.insert(1, "-+-".join("-" * w for w in widths))
     return out
 

@@ -2,7 +2,8 @@
 
 Not a CI test (minutes per module). For each module, a throwaway copy gets ``cnn_study`` at its root
 (mutmut only mutates a package at the top level), the module's own unit tests, and the config files
-they read; mutmut mutates only that module and runs only those tests. Prints one line per module
+they read; mutmut mutates only that module (and the code of others it is scored with, ALSO_MUTATED) and runs
+only those tests. Prints one line per module
 (killed / total) and, with --markdown, the table for docs/mutation.md.
 
     .venv/bin/python benchmarks/mutation.py                      # all modules
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import configparser
+import fnmatch
 import json
 import os
 import re
@@ -36,16 +38,39 @@ MODULES = {
     "selection": ["tests/test_selection.py", "tests/test_test_split.py"],
     "kaggle_download": ["tests/test_kaggle_download.py"],
     "summary_stats": ["tests/test_summary_stats.py"],
-    "claims": ["tests/test_claims.py"],
+    # test_claims_across_arms checks C6-C11 (the statements judged across arms).
+    "claims": ["tests/test_claims.py", "tests/test_claims_across_arms.py"],
+    # test_predict runs predict on a fake model; test_run_model's tests that need a trained ResNet50 are left out
+    # (its module fixture would be built again for every mutant).
+    "predict": ["tests/test_predict.py"],
+    "progress": ["tests/test_progress.py"],
+    # test_slurm_status also runs the partition check through check_before_submitting.
+    "slurm_status": ["tests/test_slurm_status.py"],
+    "slurm_partitions": ["tests/test_slurm_partitions.py", "tests/test_slurm_status.py"],
+    "metrics": ["tests/test_metrics.py"],
 }
+# module -> the code of other modules it is scored with, where it uses it: {module: functions (None: all)}.
+# metrics counts the warm-up with schedule.warmup_length and names its columns with metric_columns.
+ALSO_MUTATED = {"metrics": {"metric_columns": None, "schedule": ["warmup_length"]}}
 # What the tests read beside the code (config defaults, the schema, overlays).
 DATA = ["config.yaml", "configs", "schemas"]
 # mutmut's result names: killed means a test failed, or the mutant timed out or crashed the tests.
 KILLED = {"killed", "timeout", "segfault"}
 
 
+def mutant_patterns(module: str) -> list[str]:
+    """mutmut's names of the mutants a module is scored on (mutmut names them <module>.x_<function>__mutmut_<n>)."""
+    patterns = [f"cnn_study.{module}.*"]
+    for other, functions in ALSO_MUTATED.get(module, {}).items():
+        if functions is None:
+            patterns.append(f"cnn_study.{other}.*")
+        else:
+            patterns += [f"cnn_study.{other}.x_{function}__mutmut_*" for function in functions]
+    return patterns
+
+
 def prepare(module: str, repo: Path, root: Path) -> None:
-    """A copy of the repository ``repo`` laid out for mutmut, mutating only ``module``."""
+    """A copy of the repository ``repo`` laid out for mutmut, mutating only ``module`` and its ALSO_MUTATED."""
     ignore = shutil.ignore_patterns("__pycache__")
     shutil.copytree(repo / "workflow_scripts" / "cnn_study", root / "cnn_study", ignore=ignore)
     shutil.copytree(repo / "tests", root / "tests", ignore=shutil.ignore_patterns("__pycache__", "slurm_overlay"))
@@ -71,7 +96,7 @@ def prepare(module: str, repo: Path, root: Path) -> None:
     mutmut = configparser.ConfigParser()
     mutmut["mutmut"] = {
         "source_paths": "cnn_study",
-        "only_mutate": f"cnn_study/{module}.py",
+        "only_mutate": "\n".join(f"cnn_study/{name}.py" for name in [module, *ALSO_MUTATED.get(module, {})]),
         "pytest_add_cli_args_test_selection": "\n".join(MODULES[module]),
         "also_copy": "\n".join(["pytest.ini", *DATA]),
     }
@@ -79,14 +104,24 @@ def prepare(module: str, repo: Path, root: Path) -> None:
         mutmut.write(handle)
 
 
-def score(root: Path) -> dict[str, int]:
-    """Counts per mutmut status, from the run's metadata (one JSON file per mutated source file)."""
-    counts: dict[str, int] = {}
-    subprocess.run([str(MUTMUT), "export-cicd-stats"], cwd=root, check=True, capture_output=True, text=True)
-    stats = json.loads((root / "mutants" / "mutmut-cicd-stats.json").read_text())
-    for key, value in stats.items():
-        counts[key] = int(value)
-    return counts
+def score(root: Path, patterns: list[str]) -> tuple[dict[str, int], list[str]]:
+    """Counts per mutmut status (``no tests`` as no_tests) of the mutants named by ``patterns``, and the lines
+    of those not killed ("name: status")."""
+    listed = subprocess.run(
+        [str(MUTMUT), "results", "--all", "true"], cwd=root, check=True, capture_output=True, text=True
+    )
+    counts: dict[str, int] = {"total": 0, "killed": 0, "survived": 0}
+    survivors = []
+    for line in listed.stdout.splitlines():
+        name, _, status = line.strip().rpartition(": ")
+        if not any(fnmatch.fnmatch(name, pattern) for pattern in patterns):
+            continue
+        key = status.replace(" ", "_")
+        counts[key] = counts.get(key, 0) + 1
+        counts["total"] += 1
+        if status not in KILLED:
+            survivors.append(line.strip())
+    return counts, survivors
 
 
 def run_module(module: str, repo: Path, max_children: int, keep: Path | None) -> dict:
@@ -94,8 +129,9 @@ def run_module(module: str, repo: Path, max_children: int, keep: Path | None) ->
     try:
         prepare(module, repo, root)
         started = time.perf_counter()
+        patterns = mutant_patterns(module)
         done = subprocess.run(
-            [str(MUTMUT), "run", "--max-children", str(max_children)],
+            [str(MUTMUT), "run", "--max-children", str(max_children), *patterns],
             cwd=root,
             capture_output=True,
             text=True,
@@ -104,9 +140,8 @@ def run_module(module: str, repo: Path, max_children: int, keep: Path | None) ->
         seconds = time.perf_counter() - started
         if done.returncode != 0:
             raise SystemExit(f"mutmut failed for {module} (rc {done.returncode}):\n{done.stdout[-3000:]}")
-        counts = score(root)
-        survivors = subprocess.run([str(MUTMUT), "results"], cwd=root, capture_output=True, text=True).stdout
-        return {"module": module, "seconds": round(seconds), **counts, "survivors": survivors.strip().splitlines()}
+        counts, survivors = score(root, patterns)
+        return {"module": module, "seconds": round(seconds), **counts, "survivors": survivors}
     finally:
         if keep is None:
             shutil.rmtree(root, ignore_errors=True)

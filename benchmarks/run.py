@@ -109,7 +109,9 @@ def field(runs: list[dict], key: str):
 
 def paired_ratios(a: list[dict], b: list[dict], key: str = "images_per_s") -> list[float]:
     """a/b per repeat (each pair measured back to back)."""
-    return [x[key] / y[key] for x, y in zip(a, b) if x.get("ok") and y.get("ok") and x.get(key) and y.get(key)]
+    return [
+        x[key] / y[key] for x, y in zip(a, b, strict=True) if x.get("ok") and y.get("ok") and x.get(key) and y.get(key)
+    ]
 
 
 def mean_breakdown(runs: list[dict]) -> dict:
@@ -142,15 +144,36 @@ def bench_training(args, data: dict, workdir: Path) -> dict:
         "workdir": str(workdir / "train_runs"),
         "protocol": "full",
     }
-    variants = {
-        "workflow": {**base, "trainer": "workflow"},
-        "minimal": {**base, "trainer": "minimal"},
-    }
+    variants = {"workflow": {**base, "trainer": "workflow"}}
     if args.profile:
-        # The workflow's determinism switch is process-wide: it takes a run of its own.
+        # Like with like: each script with op determinism on and off (process-wide: a run of its own each),
+        # ordered so that the two compared at equal determinism run back to back in every repeat.
+        variants["minimal_deterministic"] = {**base, "trainer": "minimal", "deterministic": True}
         variants["workflow_nondeterministic"] = {**base, "trainer": "workflow", "deterministic": False}
+    variants["minimal"] = {**base, "trainer": "minimal"}
     runs = alternate(variants, args.repeats, args.timeout)
-    return {"variants": variants, "runs": runs}
+    result = {"variants": variants, "runs": runs}
+    if args.trace:
+        result["traces"] = trace_training(args, variants, workdir)
+    return result
+
+
+def trace_training(args, variants: dict, workdir: Path) -> dict:
+    """One more process per variant, one epoch traced by the TensorFlow profiler and cProfile (common.EpochTracer;
+    --trace-epoch, default the second, the first steady one), split by benchmarks/epoch_profile.py. Not timed:
+    tracing costs time."""
+    import epoch_profile
+
+    traces = {}
+    for name, spec in variants.items():
+        trace_dir = workdir / "traces" / name
+        log(f"traced run: {name} (epoch {args.trace_epoch + 1})")
+        traced = {**spec, "trace_dir": str(trace_dir), "trace_epoch": args.trace_epoch}
+        run_worker(traced, args.timeout, f"{name} (traced)")
+        if (trace_dir / "window.json").exists():
+            traces[name] = epoch_profile.summarize(trace_dir)
+            print(epoch_profile.report(name, traces[name]), flush=True)
+    return traces
 
 
 def bench_input(args, data: dict) -> dict:
@@ -455,19 +478,45 @@ def table(results: dict) -> str:
                 "",
             ),
         ]
-        if "workflow_nondeterministic" in runs:
-            nd = runs["workflow_nondeterministic"]
-            r = median(paired_ratios(nd, mini))
+        if "workflow_nondeterministic" in runs and "minimal_deterministic" in runs:
+            nd, mini_det = runs["workflow_nondeterministic"], runs["minimal_deterministic"]
+            for label, a, b in (
+                ("train: img/CPU-s, both deterministic", wf, mini_det),
+                ("train: img/CPU-s, both nondeterministic", nd, mini),
+            ):
+                r = median(paired_ratios(a, b, "images_per_cpu_s"))
+                rows.append(
+                    (
+                        label,
+                        fmt(field(a, "images_per_cpu_s")),
+                        fmt(field(b, "images_per_cpu_s")),
+                        fmt(r, ".2f", "x"),
+                        ">= 1.0x",
+                        "yes" if r and r >= 1.0 else "NO",
+                    )
+                )
             rows.append(
                 (
-                    "train: workflow, deterministic off",
-                    fmt(field(nd, "images_per_s")),
-                    fmt(field(mini, "images_per_s")),
-                    fmt(r, ".2f", "x"),
+                    "train: img/s (wall), both deterministic",
+                    fmt(field(wf, "images_per_s")),
+                    fmt(field(mini_det, "images_per_s")),
+                    fmt(median(paired_ratios(wf, mini_det)), ".2f", "x"),
                     "",
                     "",
                 )
             )
+            # What determinism costs each script: img/CPU-s with it on over with it off (< 1: slower with it).
+            for label, on, off in (("workflow", wf, nd), ("hand-written", mini_det, mini)):
+                rows.append(
+                    (
+                        f"train: determinism on/off, {label}, img/CPU-s",
+                        fmt(field(on, "images_per_cpu_s")),
+                        fmt(field(off, "images_per_cpu_s")),
+                        fmt(_ratio(field(on, "images_per_cpu_s"), field(off, "images_per_cpu_s")), ".2f", "x"),
+                        "",
+                        "",
+                    )
+                )
     if "input" in results:
         runs = results["input"]["runs"]
         cache = runs["cache"]
@@ -558,7 +607,7 @@ def table(results: dict) -> str:
             ),
         ]
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
-    lines = [" | ".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in rows]
+    lines = [" | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
     lines.insert(1, "-+-".join("-" * w for w in widths))
     return "\n".join(lines)
 
@@ -612,12 +661,21 @@ def main() -> None:
     parser.add_argument("--val-images", type=int, help="validation images (default 20, quick 10)")
     parser.add_argument("--epochs", type=int, help="epochs per run; the first is reported apart (default 3, quick 2)")
     parser.add_argument("--size", type=int, default=128, help="input size in px (default 128)")
-    parser.add_argument("--profile", action="store_true", help="add a workflow run with determinism off")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="add the workflow with determinism off and the hand-written script with determinism on",
+    )
+    parser.add_argument(
+        "--trace", action="store_true", help="then profile one epoch of each training variant (not timed)"
+    )
+    parser.add_argument("--trace-epoch", type=int, default=1, help="which epoch --trace profiles (0: the first)")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per process")
     parser.add_argument("--json", help="where to write the raw results")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args()
-    args.repeats = args.repeats or (1 if args.quick else 2)
+    if args.repeats is None:  # 0: no timed runs (with --trace: the traced ones only)
+        args.repeats = 1 if args.quick else 2
     args.train_images = args.train_images or (30 if args.quick else 100)
     args.val_images = args.val_images or (10 if args.quick else 20)
     args.epochs = args.epochs or (2 if args.quick else 3)

@@ -245,6 +245,9 @@ def main() -> None:
             import cnn_study.training  # noqa: F401
         result["import_s"] = time.perf_counter() - STARTED
         timeline = common.Timeline(keras, spec.get("jsonl"))
+        if spec.get("trace_dir"):
+            backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+            timeline.tracer = common.EpochTracer(spec["trace_dir"], spec.get("trace_epoch", 1), backend)
         timeline.install()
         setup_started = time.perf_counter()
         if spec["task"] == "train":

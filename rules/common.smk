@@ -1,35 +1,37 @@
 import sys
+import warnings
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
 
-sys.path.insert(0, str(Path(workflow.basedir) / "workflow_scripts"))
+# From this file's own folder, not the main Snakefile's: the workflow also runs as a module of another one.
+sys.path.insert(0, str(Path(workflow.current_basedir).parent / "workflow_scripts"))
 
-from cnn_study import settings  # noqa: E402
+from cnn_study import run_layout, settings  # noqa: E402
 from cnn_study.image_cache import SPLITS, TEST_SPLITS, cache_paths  # noqa: E402
-from cnn_study.figure_names import FIGURES, pdf_key  # noqa: E402
+from cnn_study.figure_names import ARM_FIGURE, FIGURES, pdf_key  # noqa: E402
+from cnn_study.migrate_runs import legacy_runs_message  # noqa: E402
 from cnn_study.run_model import kept_model_file  # noqa: E402
-
-SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
+from cnn_study.kaggle_download import damaged_archive_message  # noqa: E402
 
 try:
-    validate(config, schema=str(SCHEMA))
-    settings.check_config(config)
-except WorkflowError:
-    raise WorkflowError(settings.explain_config_error(config, SCHEMA)) from None
+    # Every arm's merged settings, validated (defaults from schemas/config.schema.yaml) before any job runs.
+    ARMS = settings.prepare_study(config)
 except settings.ConfigError as error:
     raise WorkflowError(str(error)) from None
 
+RUNS = settings.run_grid(ARMS)
+REFERENCE_ARM = config["results"]["reference_arm"]
+# A run's place in the study as a path (cnn_study.run_layout): its results folder, logs and benchmark.
+RUN_PATH = run_layout.RUN_PATH
+RUN_DIR = f"{run_layout.RUNS_ROOT}/{RUN_PATH}"
 
-RUNS = settings.run_grid(config)
-MODELS = config["grid"]["models"]
-# A run's place in the grid, as a path: its results folder, and its logs and benchmark under the same name.
-RUN_PATH = "{model}/{optimizer}/lr{lr}/seed{seed}"
-RUN_DIR = f"results/runs/{RUN_PATH}"
+if message := legacy_runs_message(run_layout.RUNS_ROOT):
+    raise WorkflowError(message)
 
 
 wildcard_constraints:
+    arm="|".join(ARMS),
     model="|".join(settings.MODEL_SPECS),
     optimizer="[a-z_]+",
     lr="[0-9.e+-]+",
@@ -46,6 +48,10 @@ localrules:
 
 
 KAGGLE_ARCHIVE = settings.kaggle_archive_path(config["dataset"]["kaggle"])
+# A half-written archive at the download's place would be refused by every job that reads it, and never
+# downloaded again (the rule's output exists): stop now, naming the command that puts it aside.
+if config["dataset"]["source"] == "kaggle" and damaged_archive_message(KAGGLE_ARCHIVE):
+    raise WorkflowError(damaged_archive_message(KAGGLE_ARCHIVE))
 
 
 def dataset_archive():
@@ -71,6 +77,7 @@ def selection_inputs(wildcards):
 
 
 def cache_files(size, splits=SPLITS):
+    """The decode-once cache of one input size: every arm whose models have that size shares it."""
     return cache_paths(f"results/data/cache/{size}px", splits)
 
 
@@ -87,7 +94,10 @@ HAS_TEST_SPLIT = config["dataset"]["n_test"] > 0
 
 
 def run_settings(wildcards):
-    return settings.run_settings(config, wildcards.model, wildcards.optimizer, wildcards.lr, wildcards.seed)
+    """The run's settings from its arm's config: changing one arm's overlay reruns that arm's runs only."""
+    return settings.run_settings(
+        ARMS[wildcards.arm], wildcards.model, wildcards.optimizer, wildcards.lr, wildcards.seed
+    )
 
 
 def training_threads():
@@ -101,19 +111,40 @@ def training_threads():
     return min(8, max(1, (cores or 1) // max(1, len(RUNS))))
 
 
-def training_env(wildcards):
-    """The training job's conda env: envs/train-gpu.yaml where a profile or --set-resources gives the train rule
-    a GPU (profiles/local, slurm/), else the CPU one. The rule's own gpu=1 is a request that a laptop ignores, so
-    it does not choose the env; set-resources does, and Snakemake forwards it to cluster jobs, which then pick
-    the same env. (Snakemake has no profile key for a rule's env, and a conda: function cannot see resources.)"""
-    overrides = workflow.resource_settings.overwrite_resources.get("train") or {}
-    gpu = overrides["gpu"] if "gpu" in overrides else 0
-    gpus = getattr(gpu, "value", gpu) or 0
-    return "../envs/train-gpu.yaml" if int(gpus) > 0 else "../envs/train.yaml"
+# training_env_name reads a job's resources while Snakemake builds the DAG (for the conda env). Resources
+# that depend on input sizes (e.g. the default disk_mb of cluster runs) then stay <TBD> until the job runs, as
+# Snakemake intends, but Python warns that their coroutine was never awaited: that one warning is noise.
+warnings.filterwarnings("ignore", "coroutine 'InputFiles._predicated_size_files", RuntimeWarning)
+
+# The training env each value of the train rule's train_env resource selects under --use-conda.
+TRAINING_ENVS = {"cpu": "../envs/train.yaml", "gpu": "../envs/train-gpu.yaml"}
+
+
+def training_env_name(wildcards, resources):
+    """The train job's train_env resource, which a profile sets (gpu in profiles/local and slurm/) and
+    Snakemake gives to params functions: cpu where none does. A param derived from resources is no rerun
+    trigger; the env itself is one under --use-conda."""
+    return str(resources.get("train_env", "cpu"))
+
+
+def training_env(wildcards, params):
+    """The training job's conda env: envs/train-gpu.yaml where a profile gives the train rule
+    `train_env: gpu`, else envs/train.yaml. Not the gpu resource: the rule asks for gpu=1 wherever it runs,
+    and a laptop without a GPU needs the CPU env (Snakemake has no profile key for a rule's env)."""
+    if params.train_env not in TRAINING_ENVS:
+        raise WorkflowError(
+            f"invalid resource train_env={params.train_env!r} for rule train (set-resources in a profile, or "
+            f"--set-resources): use one of {', '.join(TRAINING_ENVS)}"
+        )
+    return TRAINING_ENVS[params.train_env]
+
+
+def model_of(wildcards):
+    return settings.model_settings(ARMS[wildcards.arm], wildcards.model)
 
 
 def training_inputs(wildcards):
-    model = settings.model_settings(config, wildcards.model)
+    model = model_of(wildcards)
     inputs = cache_files(model["input_size"])
     if model["weights"] == "imagenet":
         inputs["weights"] = f"resources/weights/{wildcards.model}_notop.h5"
@@ -124,58 +155,67 @@ def training_inputs(wildcards):
 
 def train_outputs():
     """history.csv and run.json, plus the model file that training.keep asks for (none: no model)."""
-    outputs = {"history": f"{RUN_DIR}/history.csv", "provenance": f"{RUN_DIR}/run.json"}
+    outputs = {
+        "history": run_layout.run_file(run_layout.HISTORY),
+        "provenance": run_layout.run_file(run_layout.PROVENANCE),
+    }
     model_file = kept_model_file(settings.model_keep(config))
     if model_file:
-        outputs["model"] = f"{RUN_DIR}/{model_file}"
+        outputs["model"] = run_layout.run_file(model_file)
     return outputs
 
 
 def run_paths(filename):
-    return [f"{RUN_DIR}/{filename}".format(**run) for run in RUNS]
+    return [run_layout.run_file(filename).format(**run) for run in RUNS]
 
 
 def evaluation_inputs(wildcards):
     """The test cache, and the run's outputs: run.json names the model file that training.keep kept."""
-    inputs = test_cache_files(settings.model_settings(config, wildcards.model)["input_size"])
+    inputs = test_cache_files(model_of(wildcards)["input_size"])
     for key, path in train_outputs().items():
         inputs[key] = path.format(**wildcards)
     return inputs
 
 
+def evaluation_batch_size(wildcards):
+    return ARMS[wildcards.arm]["training"]["batch_size"]
+
+
 def metrics_inputs(wildcards):
     """Every run's history, and its test evaluation when there is a test split; in RUNS' order."""
-    inputs = {"histories": run_paths("history.csv")}
+    inputs = {"histories": run_paths(run_layout.HISTORY)}
     if HAS_TEST_SPLIT:
-        inputs["tests"] = run_paths("test.json")
+        inputs["tests"] = run_paths(run_layout.TEST_RESULT)
     return inputs
 
 
 # ---- results -------------------------------------------------------------------------------
 
 
-def report_labels(model, figure):
-    grid = config["grid"]
-    return {
-        "model": model,
-        "figure": figure,
-        "optimizers": ", ".join(grid["optimizers"]),
-        "learning rates": ", ".join(settings.format_lr(lr) for lr in grid["learning_rates"]),
-    }
-
-
 def model_figure_outputs():
-    """Per model: each figure as a PNG in the report and as a PDF for papers."""
+    """Per arm and model: each figure as a PNG in the report and as a PDF for papers."""
     outputs = {}
     for name, (_, label) in FIGURES.items():
         outputs[name] = report(
-            f"results/figures/{{model}}_{name}.png",
+            f"results/figures/{{arm}}/{{model}}_{name}.png",
             caption=f"../report/{name}.rst",
-            category="{model}",
-            labels=report_labels("{model}", f"{label} against epoch"),
+            category="{arm}",
+            subcategory="{model}",
+            labels={"arm": "{arm}", "model": "{model}", "figure": f"{label} against epoch"},
         )
-        outputs[pdf_key(name)] = f"results/figures/{{model}}_{name}.pdf"
+        outputs[pdf_key(name)] = f"results/figures/{{arm}}/{{model}}_{name}.pdf"
     return outputs
+
+
+def figure_paths():
+    """Every arm's figures: each model's, and the arm's overview."""
+    paths = []
+    for arm, arm_config in ARMS.items():
+        paths += expand(
+            "results/figures/{arm}/{model}_{name}.png", arm=arm, model=arm_config["grid"]["models"], name=FIGURES
+        )
+        paths.append(f"results/figures/{arm}/overview.png")
+    return paths
 
 
 def final_outputs():
@@ -184,8 +224,9 @@ def final_outputs():
         "results/metrics/epochs.csv",
         "results/metrics/runs.csv",
         "results/metrics/summary.csv",
-        *expand("results/figures/{model}_{name}.png", model=MODELS, name=FIGURES),
-        "results/figures/overview.png",
+        "results/metrics/arms.csv",
+        *figure_paths(),
+        f"results/figures/{ARM_FIGURE}.png",
         "results/tables/summary.md",
         "results/tables/claims.md",
     ]
@@ -193,17 +234,48 @@ def final_outputs():
 
 # ---- cluster -------------------------------------------------------------------------------
 
-from cnn_study import slurm_status  # noqa: E402
+from cnn_study import slurm_partitions, slurm_status  # noqa: E402
+
+
+def slurm_settings():
+    """The Slurm plugin's settings for this run, None under any other executor. Internal, as no public API
+    tells a workflow its executor or the plugin's settings: workflow.executor_plugin (part of the stable
+    WorkflowExecutorInterface of snakemake-interface-executor-plugins) and workflow.executor_settings."""
+    plugin = workflow.executor_plugin
+    return workflow.executor_settings if plugin is not None and plugin.name == "slurm" else None
+
+
+def planned_slurm_requests():
+    """What each job this run will submit asks Slurm for. Internal (workflow.dag), as no public API lists the
+    planned jobs and their resources; job.rule, job.resources and job.threads are the plugin interface's."""
+    return [
+        slurm_partitions.request_of(job.rule.name, job.resources, job.threads)
+        for job in workflow.dag.needrun_jobs()
+        if not job.is_local
+    ]
 
 
 onstart:
-    # Before any job is submitted (not in dry-runs): a Slurm run whose job states could never be read
-    # would otherwise wait forever without a word (no accounting, slurm-status-command: sacct).
-    try:
-        line = slurm_status.check_executor(workflow.executor_plugin.name, workflow.executor_settings)
-    except slurm_status.SlurmStatusError as error:
-        raise WorkflowError(str(error)) from None
-    if line:
-        logger.info(line)
+    # Before any job is submitted (not in dry-runs), a Slurm run that could not go well stops, one line per
+    # problem: job states it could never read (it would wait forever), partitions its jobs cannot run on.
+    slurm = slurm_settings()
+    if slurm:
+        try:
+            lines = slurm_status.check_before_submitting(
+                slurm.status_command,
+                slurm.init_seconds_before_status_checks,
+                planned_slurm_requests(),
+            )
+        except slurm_status.SlurmStatusError as error:
+            raise WorkflowError(str(error)) from None
+        # While it runs: a job Slurm keeps pending for a reason that waiting does not cure is named, at the
+        # plugin's first status check and pace.
+        watch = slurm_partitions.PendingWatch(
+            str(Path.cwd()),
+            interval=slurm.init_seconds_before_status_checks or 40,
+            warn=logger.warning,
+        )
+        for line in [*lines, watch.start()]:
+            logger.info(line)
         # A retried time limit is expected: show-failed-logs then prints the train log's few lines only.
-        slurm_status.report_expected_stops_briefly(workflow.executor_settings.logdir or ".snakemake/slurm_logs")
+        slurm_status.report_expected_stops_briefly(slurm.logdir or ".snakemake/slurm_logs")

@@ -10,6 +10,7 @@ rule download_kaggle:
         dataset=config["dataset"]["kaggle"]["dataset"],
         file_name=config["dataset"]["kaggle"]["file"],
         endpoint=config["dataset"]["kaggle"]["endpoint"],
+        network=config["dataset"]["kaggle"]["network"],
     script:
         "../workflow_scripts/download_kaggle.py"
 

@@ -2,15 +2,15 @@ rule evaluate_test:
     input:
         unpack(evaluation_inputs),
     output:
-        test=f"{RUN_DIR}/test.json",
+        test=run_layout.run_file(run_layout.TEST_RESULT),
     log:
-        f"logs/evaluate_test/{RUN_PATH}.log",
+        f"{run_layout.TEST_LOGS}/{RUN_PATH}.log",
     conda:
         "../envs/train.yaml"
     threads: 1
     resources:
         mem_mb=4000,
     params:
-        batch_size=config["training"]["batch_size"],
+        batch_size=evaluation_batch_size,
     script:
         "../workflow_scripts/evaluate_test.py"

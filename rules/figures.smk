@@ -4,7 +4,7 @@ rule plot_model_figures:
     output:
         **model_figure_outputs(),
     log:
-        "logs/plot_model_figures/{model}.log",
+        "logs/plot_model_figures/{arm}/{model}.log",
     conda:
         "../envs/results.yaml"
     script:
@@ -16,15 +16,36 @@ rule plot_overview:
         epochs="results/metrics/epochs.csv",
     output:
         png=report(
-            "results/figures/overview.png",
+            "results/figures/{arm}/overview.png",
             caption="../report/overview.rst",
-            category="Overview",
-            labels=report_labels("all models", "overview"),
+            category="{arm}",
+            subcategory="Overview",
+            labels={"arm": "{arm}", "model": "all models", "figure": "overview"},
         ),
-        pdf="results/figures/overview.pdf",
+        pdf="results/figures/{arm}/overview.pdf",
     log:
-        "logs/plot_overview.log",
+        "logs/plot_overview/{arm}.log",
     conda:
         "../envs/results.yaml"
     script:
         "../workflow_scripts/plot_overview.py"
+
+
+rule plot_arms:
+    input:
+        runs="results/metrics/runs.csv",
+        arms="results/metrics/arms.csv",
+    output:
+        png=report(
+            f"results/figures/{ARM_FIGURE}.png",
+            caption="../report/arms.rst",
+            category="Study",
+            labels={"arm": "all arms", "model": "all models", "figure": "arms compared"},
+        ),
+        pdf=f"results/figures/{ARM_FIGURE}.pdf",
+    log:
+        "logs/plot_arms.log",
+    conda:
+        "../envs/results.yaml"
+    script:
+        "../workflow_scripts/plot_arms.py"

@@ -4,9 +4,9 @@ rule train:
     output:
         **train_outputs(),
     log:
-        f"logs/train/{RUN_PATH}.log",
+        f"{run_layout.TRAIN_LOGS}/{RUN_PATH}.log",
     benchmark:
-        f"results/benchmarks/train/{RUN_PATH}.tsv"
+        f"{run_layout.TRAIN_BENCHMARKS}/{RUN_PATH}.tsv"
     conda:
         training_env
     threads: training_threads()
@@ -21,8 +21,10 @@ rule train:
         runtime=240,
     params:
         settings=run_settings,
+        # Picks the conda env (training_env): the train_env resource a profile sets.
+        train_env=training_env_name,
         keep=settings.model_keep(config),
         # Resume state lives beside the run but is not an output: Snakemake keeps it when a job fails.
-        resume_dir=f"{RUN_DIR}/resume",
+        resume_dir=f"{RUN_DIR}/{run_layout.RESUME}",
     script:
         "../workflow_scripts/train.py"

@@ -14,6 +14,9 @@ storage URL; requests follows it with a GET and the client streams the body to a
 the URL's last path segment (dataset downloads are always saved as <dataset-slug>.zip). Errors come
 back as JSON {"code": N, "message": ...}, which the SDK turns into requests.HTTPError.
 
+A stalled server (``stall_api``: an API call never answered; ``stall_body_after``: a file's headers and
+that many bytes, then nothing) holds the connection open until the test stops the server.
+
 Like some real servers and proxies, it can echo the request back in its error messages (``echo``) and
 fail every API call with a given status (``fail_status``): that is how a credential the client sent
 comes back into the client's error text, and what kaggle_download's masking must catch.
@@ -38,6 +41,8 @@ log = logging.getLogger("fake_kaggle_server")
 COMPETITION_PATH = "/api/v1/competitions.CompetitionApiService/DownloadDataFile"
 DATASET_PATH = "/api/v1/datasets.DatasetApiService/DownloadDataset"
 INTROSPECT_PATH = "/api/v1/security.OAuthService/IntrospectToken"
+# A stalled answer waits at most this long, so that no test can hang on it.
+STALL_LIMIT_SECONDS = 60
 
 
 @dataclass
@@ -66,13 +71,20 @@ class FakeKaggle:
     on_download: Callable[[], None] | None = None
     requests: list[Request] = field(default_factory=list)
     url: str = ""
-    # Answer every API call with this HTTP status (an outage, a misconfigured proxy) instead of serving.
+    # Answer every API call with this HTTP status (an outage, a misconfigured proxy) instead of serving;
+    # with fail_count, only that many (a passing outage), then serve.
     fail_status: int | None = None
+    fail_count: int | None = None
     fail_message: str = "the server could not handle the request"
     # Echo in every error message: "headers" (all request headers, Authorization included), "decoded"
     # (the Basic credentials as user:key, or the Bearer token), "urlencoded" (the key percent-encoded,
     # as in a query string).
     echo: str | None = None
+    # Stall: read an API call and never answer it; or send a file's headers (its full Content-Length) and
+    # this many bytes of it, then nothing. Until `stop`, which sets `released`.
+    stall_api: bool = False
+    stall_body_after: int | None = None
+    released: threading.Event = field(default_factory=threading.Event)
 
 
 def start(state: FakeKaggle) -> tuple[ThreadingHTTPServer, threading.Thread]:
@@ -95,7 +107,12 @@ def start(state: FakeKaggle) -> tuple[ThreadingHTTPServer, threading.Thread]:
             authorized = self._authorized()
             state.requests.append(Request("POST", self.path, body, authorized))
             log.info("fake kaggle: POST %s %s", self.path, body)
-            if state.fail_status:
+            if state.stall_api:
+                state.released.wait(STALL_LIMIT_SECONDS)
+                return
+            if state.fail_status and (state.fail_count is None or state.fail_count > 0):
+                if state.fail_count is not None:
+                    state.fail_count -= 1
                 return self._error(state.fail_status, state.fail_message)
             if self.path == INTROSPECT_PATH:
                 username = state.tokens.get(body.get("token", ""))
@@ -140,6 +157,11 @@ def start(state: FakeKaggle) -> tuple[ThreadingHTTPServer, threading.Thread]:
                     self.send_header("Last-Modified", formatdate(usegmt=True))
                     self.send_header("ETag", f'"{hash(data) & 0xFFFFFFFF:x}"')
                     self.end_headers()
+                    if state.stall_body_after is not None:
+                        self.wfile.write(data[: state.stall_body_after])
+                        self.wfile.flush()
+                        state.released.wait(STALL_LIMIT_SECONDS)
+                        return
                     self.wfile.write(data)
                     return
             self._error(404, "no such object")
@@ -184,7 +206,9 @@ def start(state: FakeKaggle) -> tuple[ThreadingHTTPServer, threading.Thread]:
     return server, thread
 
 
-def stop(server: ThreadingHTTPServer, thread: threading.Thread) -> None:
+def stop(server: ThreadingHTTPServer, thread: threading.Thread, state: FakeKaggle | None = None) -> None:
+    if state is not None:
+        state.released.set()  # stalled answers end
     server.shutdown()
     server.server_close()
     thread.join(timeout=5)

@@ -7,7 +7,8 @@ it neither needs nor touches /etc/slurm, /etc/munge or a Slurm already running
 on the machine.  `stop()` cancels the cluster's jobs and then stops exactly the
 daemons it started, by the PIDs of the processes it spawned.
 
-Use it from a test file as a pytest fixture::
+Use it from a test file as a pytest fixture (`slurm_cluster` has one fake GPU,
+`slurm_cluster_without_gpu` none; each is started once, when a test first asks for it)::
 
     from slurm_cluster import slurm_cluster  # noqa: F401  (pytest fixture)
 
@@ -345,14 +346,13 @@ def _required() -> bool:
     return os.environ.get("CI", "").lower() == "true" or os.environ.get("SLURM_TESTS_REQUIRED") == "1"
 
 
-@pytest.fixture(scope="session")
-def slurm_cluster(tmp_path_factory):
-    """A running single-node Slurm cluster for the whole test session."""
+def _cluster(gpus: int):
+    """Start a cluster with `gpus` fake GPUs for the fixtures below; skip (or fail, see _required) if it can't."""
     reason = unavailable_reason()
     if reason:
         pytest.skip(reason)
     # short path: munge's socket path must fit in a sockaddr_un (108 bytes)
-    cluster = SlurmCluster(root=tempfile.mkdtemp(prefix="slurm-"))
+    cluster = SlurmCluster(root=tempfile.mkdtemp(prefix="slurm-"), gpus=gpus)
     try:
         cluster.start()
     except SlurmClusterError as e:
@@ -364,6 +364,18 @@ def slurm_cluster(tmp_path_factory):
     finally:
         cluster.stop()
         shutil.rmtree(cluster.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """A running single-node Slurm cluster with one fake GPU, for the whole test session."""
+    yield from _cluster(gpus=1)
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster_without_gpu():
+    """The same without GPUs (no GresTypes, no gres.conf): a CPU-only cluster, for the whole test session."""
+    yield from _cluster(gpus=0)
 
 
 if __name__ == "__main__":  # manual check: python tests/slurm_cluster.py

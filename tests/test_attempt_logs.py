@@ -10,7 +10,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from cnn_study import attempt_logs, training
+from cnn_study import attempt_logs, run_layout
 from helpers import REPO
 
 RUN = {"model": "alexnet", "optimizer": "sgd", "lr": "0.001", "seed": "0"}
@@ -37,10 +37,10 @@ def test_attempts_are_numbered_on_from_the_logs_already_there(tmp_path):
 
 
 def write_backup(resume_dir: Path, epoch: int) -> None:
-    backup = resume_dir / "backup"  # where train_run keeps its BackupAndRestore state
+    backup = run_layout.backup_folder(resume_dir)  # where AsyncBackup commits the resume state
     backup.mkdir(parents=True)
     (backup / "epoch-0003.weights.h5").write_bytes(b"weights")
-    (backup / training.BACKUP_METADATA).write_text(json.dumps({"epoch": epoch, "weights": "epoch-0003.weights.h5"}))
+    (backup / run_layout.BACKUP_METADATA).write_text(json.dumps({"epoch": epoch, "weights": "epoch-0003.weights.h5"}))
 
 
 def test_epochs_done_reads_the_runs_backup(tmp_path):

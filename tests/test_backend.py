@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from cnn_study.backend import JAX_DETERMINISM_FLAGS, nvidia_gpu_present, select_backend
-from helpers import REPO, copy_workflow, snakemake
+from conftest import study_config
+from helpers import copy_workflow, snakemake
 from test_training import Job, assert_same_weights, make_data, make_settings, untimed
 
 HAVE_JAX = importlib.util.find_spec("jax") is not None
@@ -80,16 +81,12 @@ def test_jax_gets_the_xla_determinism_flags_once_and_keeps_the_users(clean_env):
 
 
 def test_run_settings_carry_the_backend():
-    from snakemake.utils import validate
-
     from cnn_study import settings
 
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
-    del config["training"]["backend"]
-    validate(config, str(REPO / "schemas" / "config.schema.yaml"))
-    assert settings.run_settings(config, "resnet50", "sgd", "0.001", "0")["backend"] == "tensorflow"
-    config["training"]["backend"] = "jax"
-    assert settings.run_settings(config, "resnet50", "sgd", "0.001", "0")["backend"] == "jax"
+    _, arms = study_config()
+    assert settings.run_settings(arms["paper"], "resnet50", "sgd", "0.001", "0")["backend"] == "tensorflow"
+    _, arms = study_config({"training": {"backend": "jax"}})
+    assert settings.run_settings(arms["paper"], "resnet50", "sgd", "0.001", "0")["backend"] == "jax"
 
 
 # --- the GPU env and the GPU fail-fast ----------------------------------------------------------
@@ -119,12 +116,17 @@ def training_env_of(workdir, *args):
     return envs & {"envs/train.yaml", "envs/train-gpu.yaml"}
 
 
-def test_training_jobs_given_a_gpu_use_the_gpu_env(tmp_path, monkeypatch):
+def test_profiles_choose_the_training_env(tmp_path, monkeypatch):
+    """train_env, a resource the profiles give the train rule, picks the env; the rule's own gpu=1 does not."""
     workdir = copy_workflow(tmp_path / "wf")
     monkeypatch.setenv("PATH", f"{fake_conda(tmp_path / 'bin')}:{os.environ['PATH']}")
     assert training_env_of(workdir) == {"envs/train.yaml"}
     assert training_env_of(workdir, "--profile", "profiles/local") == {"envs/train-gpu.yaml"}
-    assert training_env_of(workdir, "--set-resources", "train:gpu=1") == {"envs/train-gpu.yaml"}
+    assert training_env_of(workdir, "--profile", "slurm", "--profile", "profiles/slurm-cpu") == {"envs/train.yaml"}
+    assert training_env_of(workdir, "--set-resources", "train:train_env=gpu") == {"envs/train-gpu.yaml"}
+    bad = snakemake(workdir, "--list-conda-envs", "--set-resources", "train:train_env=cuda", check=False)
+    assert bad.returncode != 0
+    assert "invalid resource train_env='cuda' for rule train" in bad.stderr and "use one of cpu, gpu" in bad.stderr
 
 
 def fake_nvidia_smi(directory, listing):
@@ -168,7 +170,7 @@ def test_a_job_given_a_gpu_its_backend_cannot_see_stops_at_once_naming_the_gpu_s
             }
         )
     )
-    run = "results/runs/alexnet/adam/lr0.001/seed0"
+    run = "results/runs/paper/alexnet/adam/lr0.001/seed0"
     monkeypatch.setenv(
         "PATH", f"{fake_nvidia_smi(tmp_path / 'bin', 'GPU 0: NVIDIA H100 (UUID: GPU-1)')}:{os.environ['PATH']}"
     )
@@ -190,7 +192,7 @@ def test_a_job_given_a_gpu_its_backend_cannot_see_stops_at_once_naming_the_gpu_s
     assert len(errors) == 1, result.stderr[-3000:]
     assert f"given 1 GPU(s) (resources gpu=1) on a machine with an NVIDIA GPU, but the {backend} backend" in errors[0]
     assert "pip install -r requirements-gpu.txt" in errors[0] and "envs/train-gpu.yaml" in errors[0]
-    attempt_logs = list((workdir / "logs" / "train" / "alexnet" / "adam" / "lr0.001" / "seed0").glob("attempt*.log"))
+    attempt_logs = list((workdir / "logs/train/paper/alexnet/adam/lr0.001/seed0").glob("attempt*.log"))
     assert len(attempt_logs) == 1 and "backend sees none" in attempt_logs[0].read_text()
     assert "Epoch 1/1" not in attempt_logs[0].read_text()  # stopped before training
     assert not (workdir / run / "history.csv").exists() and not (workdir / run / "run.json").exists()

@@ -39,15 +39,16 @@ def test_a_diverged_run_flows_through_the_results_stage(tmp_path, monkeypatch):
     optimizers = ("sgd", "adam", "rmsprop")
     histories = [
         write_history(
-            tmp_path / "runs" / "resnet50" / optimizer / "lr0.001" / "seed0" / "history.csv",
+            tmp_path / "runs" / "paper" / "resnet50" / optimizer / "lr0.001" / "seed0" / "history.csv",
             diverge_at=12 if optimizer == "adam" else None,
         )
         for optimizer in optimizers
     ]
-    runs = [{"model": "resnet50", "optimizer": o, "lr": "0.001", "seed": 0} for o in optimizers]
+    runs = [{"arm": "paper", "model": "resnet50", "optimizer": o, "lr": "0.001", "seed": 0} for o in optimizers]
     epochs, summary = tmp_path / "epochs.csv", tmp_path / "summary.csv"
     metrics = {"epochs": str(epochs), "runs": str(tmp_path / "runs.csv"), "summary": str(summary)}
-    write_metrics(histories, runs, metrics, 0.9, final_epochs=1)
+    metrics["arms"] = str(tmp_path / "arms.csv")
+    write_metrics(histories, runs, metrics, 0.9, final_epochs=1, arm_changes={"paper": {}}, reference_arm="paper")
 
     tidy = pd.read_csv(epochs)
     assert tidy.loc[tidy.optimizer == "adam", "loss"].isna().sum() == 8
@@ -57,7 +58,7 @@ def test_a_diverged_run_flows_through_the_results_stage(tmp_path, monkeypatch):
     assert np.isnan(runs.loc["adam", "final_loss_mean"]) and runs.loc["adam", "best_loss_mean"] > 0
 
     tables = {name: str(tmp_path / f"{name}.out") for name in ("summary_md", "summary_tex", "claims", "tests")}
-    write_tables(metrics["runs"], str(summary), tables)
+    write_tables(metrics["runs"], str(summary), metrics["arms"], tables)
     summary_md = open(tables["summary_md"]).read()
     # SGD and RMSprop tie for the best final validation accuracy: no row is bold (only a strict winner is).
     assert "| Adam |" in summary_md and "| SGD |" in summary_md and "**" not in summary_md.split("**Bold**")[0]
@@ -70,8 +71,8 @@ def test_a_diverged_run_flows_through_the_results_stage(tmp_path, monkeypatch):
         figures[name] = str(tmp_path / f"resnet50_{name}.png")
         figures[pdf_key(name)] = str(tmp_path / f"resnet50_{name}.pdf")
     drawn = record_drawn_figures(monkeypatch)
-    plot_model(str(epochs), "resnet50", figures)
-    plot_overview(str(epochs), str(tmp_path / "overview.png"), str(tmp_path / "overview.pdf"))
+    plot_model(str(epochs), "paper", "resnet50", figures)
+    plot_overview(str(epochs), "paper", str(tmp_path / "overview.png"), str(tmp_path / "overview.pdf"))
 
     # What each figure plots: one curve per optimizer, the metric of its run, the diverged one with gaps.
     epoch = np.arange(1, 21)
@@ -84,14 +85,16 @@ def test_a_diverged_run_flows_through_the_results_stage(tmp_path, monkeypatch):
     expected["val_accuracy"] = {optimizer: values - 0.05 for optimizer, values in expected["accuracy"].items()}
     expected["val_loss"] = {optimizer: 1.5 * values for optimizer, values in expected["loss"].items()}
     assert [png for png, _, _ in drawn] == [figures[name] for name in FIGURES] + [str(tmp_path / "overview.png")]
-    for (_, pdf, axes), name in zip(drawn, FIGURES):
+    for (_, pdf, axes), name in zip(drawn[: len(FIGURES)], FIGURES, strict=True):
         assert pdf == figures[pdf_key(name)]
-        assert len(axes) == 1 and axes[0]["title"].startswith(f"ResNet50: {FIGURES[name][1]} (lr 0.001, 1 seed)")
+        assert len(axes) == 1 and axes[0]["title"].startswith(
+            f"ResNet50, arm paper: {FIGURES[name][1]} (lr 0.001, 1 seed)"
+        )
         check_curves(axes[0], expected[name])
     _, overview_pdf, overview_axes = drawn[-1]
     assert overview_pdf == str(tmp_path / "overview.pdf")
     assert [ax["ylabel"] for ax in overview_axes] == [label for _, label in FIGURES.values()]
-    for ax, name in zip(overview_axes, FIGURES):
+    for ax, name in zip(overview_axes, FIGURES, strict=True):
         check_curves(ax, expected[name])
 
     for path in list(figures.values()) + [str(tmp_path / "overview.png")]:

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from helpers import MINI_ARCHIVE, REPO, copy_workflow, snakemake
+from helpers import MINI_ARCHIVE, REPO, assert_the_demo_settles, copy_workflow, demo_workdir, ran_nothing, snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -25,9 +25,7 @@ EPOCHS = DEMO["training"]["epochs"]
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    workdir = copy_workflow(tmp_path_factory.mktemp("demo") / "wf")
-    snakemake(workdir, "--cores", "2", "--configfile", "configs/demo.yaml")
-    return workdir
+    return demo_workdir(tmp_path_factory.mktemp("demo") / "wf", onednn="1")
 
 
 def png_size(path):
@@ -49,7 +47,7 @@ def test_manifest_has_the_configured_counts(demo):
 def test_every_run_has_a_full_history(demo):
     for model in MODELS:
         for optimizer in OPTIMIZERS:
-            run = demo / f"results/runs/{model}/{optimizer}/lr0.001/seed0"
+            run = demo / f"results/runs/paper/{model}/{optimizer}/lr0.001/seed0"
             history = pd.read_csv(run / "history.csv")
             assert list(history["epoch"]) == list(range(1, EPOCHS + 1))
             for column in ("loss", "val_loss", "epoch_seconds", "images_per_second"):
@@ -63,17 +61,12 @@ def test_every_run_has_a_full_history(demo):
 
 
 def test_the_demo_learns(demo):
-    """Every run clearly above chance on the generated set, at least 0.8 on average (issue 12)."""
-    final = pd.read_csv(demo / "results/metrics/summary.csv").set_index(["model", "optimizer"])[
-        "final_val_accuracy_mean"
-    ]
-    assert len(final) == len(MODELS) * len(OPTIMIZERS)
-    assert (final > 0.5).all(), final.to_string()
-    assert final.mean() >= 0.8, final.to_string()
+    """With oneDNN on (TensorFlow's default on x86); tests/test_demo_onednn_off.py runs it with oneDNN off."""
+    assert_the_demo_settles(demo)
 
 
 def test_a_demo_model_predicts_new_images_and_progress_shows_the_finished_grid(demo):
-    run = demo / f"results/runs/{MODELS[0]}/{OPTIMIZERS[0]}/lr0.001/seed0"
+    run = demo / f"results/runs/paper/{MODELS[0]}/{OPTIMIZERS[0]}/lr0.001/seed0"
     result = subprocess.run(
         [sys.executable, "workflow_scripts/predict.py", str(run), "results/data/synthetic/train.zip", "-o", "p.csv"],
         cwd=demo,
@@ -105,7 +98,10 @@ def test_a_demo_model_predicts_new_images_and_progress_shows_the_finished_grid(d
 def test_metrics_are_tidy_and_complete(demo):
     epochs = pd.read_csv(demo / "results/metrics/epochs.csv")
     assert len(epochs) == len(MODELS) * len(OPTIMIZERS) * EPOCHS
-    assert {"model", "optimizer", "lr", "seed", "phase", "epoch", "accuracy", "val_loss"} <= set(epochs.columns)
+    assert {"arm", "model", "optimizer", "lr", "seed", "phase", "epoch", "accuracy", "val_loss"} <= set(epochs.columns)
+    assert set(epochs["arm"]) == {"paper"}
+    arms = pd.read_csv(demo / "results/metrics/arms.csv")
+    assert list(arms["arm"]) == ["paper"] and bool(arms["reference"].iloc[0])
     summary = pd.read_csv(demo / "results/metrics/summary.csv")
     assert len(summary) == len(MODELS) * len(OPTIMIZERS)
     assert summary["final_val_accuracy_mean"].between(0, 1).all()
@@ -114,10 +110,11 @@ def test_metrics_are_tidy_and_complete(demo):
 def test_figures_are_real_pngs_of_a_sensible_size(demo):
     for model in MODELS:
         for name in ("accuracy", "loss", "val_accuracy", "val_loss"):
-            width, height = png_size(demo / f"results/figures/{model}_{name}.png")
+            width, height = png_size(demo / f"results/figures/paper/{model}_{name}.png")
             assert 600 <= width <= 3000 and 400 <= height <= 3000
-            assert (demo / f"results/figures/{model}_{name}.pdf").read_bytes()[:4] == b"%PDF"
-    assert png_size(demo / "results/figures/overview.png")[0] > 1000
+            assert (demo / f"results/figures/paper/{model}_{name}.pdf").read_bytes()[:4] == b"%PDF"
+    assert png_size(demo / "results/figures/paper/overview.png")[0] > 1000
+    assert png_size(demo / "results/figures/arms.png")[0] > 600
 
 
 def test_tables_name_every_model_and_optimizer(demo):
@@ -134,7 +131,7 @@ def test_tables_name_every_model_and_optimizer(demo):
 
 def test_repeat_with_nothing_changed_does_nothing(demo):
     result = snakemake(demo, "--cores", "2", "--configfile", "configs/demo.yaml")
-    assert "Nothing to be done" in result.stdout + result.stderr
+    assert ran_nothing(result), result.stderr
 
 
 def test_report_builds_with_every_figure(demo):
@@ -152,31 +149,58 @@ def test_adding_a_seed_reruns_only_the_new_runs_and_the_results_stage(demo):
     result = snakemake(demo, "-n", "--quiet", "rules", "--configfile", "configs/demo.yaml", "two_seeds.yaml")
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, re.MULTILINE))
     assert counts.pop("train") == str(len(MODELS) * len(OPTIMIZERS))
-    assert set(counts) <= {"extract_metrics", "plot_model_figures", "plot_overview", "make_tables", "all", "total"}
+    assert set(counts) <= {
+        "extract_metrics",
+        "plot_model_figures",
+        "plot_overview",
+        "plot_arms",
+        "make_tables",
+        "all",
+        "total",
+    }
+
+
+def test_adding_an_arm_trains_only_its_runs(demo):
+    (demo / "arm.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "arms": {
+                    "no_augmentation": {
+                        "training": {"augmentation": {"enabled": False}},
+                        "grid": {"models": ["resnet50"]},
+                    }
+                }
+            }
+        )
+    )
+    result = snakemake(demo, "-n", "--configfile", "configs/demo.yaml", "arm.yaml")
+    trained = set(re.findall(r"results/runs/(\w+/\w+/\w+)/lr0\.001/seed0/history\.csv", result.stdout))
+    planned = set(re.findall(r"output: results/runs/(\S+)/history\.csv", result.stdout))
+    assert {path.split("/")[0] for path in planned} == {"no_augmentation"} and len(planned) == len(OPTIMIZERS)
+    assert {f"paper/{model}/{optimizer}" for model in MODELS for optimizer in OPTIMIZERS} <= trained
 
 
 @pytest.mark.skipif(not MINI_ARCHIVE.exists(), reason=f"real photos not found at {MINI_ARCHIVE}")
-def test_real_photos_end_to_end_and_a_repeat_does_nothing(tmp_path):
+def test_real_photos_are_picked_and_cached_and_a_repeat_does_nothing(tmp_path):
+    """The README's way to point the demo at a local archive, up to the cache: training on it is the same code
+    the demo runs, so it is not repeated here."""
     workdir = copy_workflow(tmp_path / "wf")
-    (workdir / "small_grid.yaml").write_text(
-        yaml.safe_dump({"grid": {**DEMO["grid"], "models": ["resnet50"], "optimizers": ["sgd", "adam"]}})
-    )
-    # The README's way to point the demo at a local archive.
     args = [
         "--cores",
         "2",
         "--configfile",
         "configs/demo.yaml",
-        "small_grid.yaml",
         "--config",
         f'dataset={{"source": "{MINI_ARCHIVE}"}}',
+        "--until",
+        "build_image_cache",
     ]
     snakemake(workdir, *args)
     rows = list(csv.DictReader(open(workdir / "results/data/manifest.csv")))
     assert all(re.fullmatch(r"train/(cat|dog)\.\d+\.jpg", r["file"]) for r in rows)
     assert {r["width"] for r in rows} == {"128"}
-    epochs = pd.read_csv(workdir / "results/metrics/epochs.csv")
-    assert set(epochs["optimizer"]) == {"sgd", "adam"} and len(epochs) == 2 * EPOCHS
-    png_size(workdir / "results/figures/resnet50_accuracy.png")
+    assert len(rows) == 2 * (DEMO["dataset"]["n_train"] + DEMO["dataset"]["n_val"])
+    sizes = {DEMO["models"][model]["input_size"] for model in MODELS}
+    assert {path.name for path in (workdir / "results/data/cache").iterdir()} == {f"{size}px" for size in sizes}
     result = snakemake(workdir, *args)
-    assert "Nothing to be done" in result.stdout + result.stderr
+    assert ran_nothing(result), result.stderr

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import re
 import zipfile
 
 import numpy as np
@@ -219,3 +221,49 @@ def test_zip_is_read_in_place(picked, tmp_path, monkeypatch):
     monkeypatch.setattr(zipfile.ZipFile, "extract", lambda *a, **k: pytest.fail("extracted"))
     monkeypatch.setattr(zipfile.ZipFile, "extractall", lambda *a, **k: pytest.fail("extracted"))
     build_cache(source, manifest, CLASSES, 32, outputs(tmp_path, 32))
+
+
+# ---- a full disk ---------------------------------------------------------------------------
+
+FULL_DISK_CACHE = """
+import json, os, sys
+from pathlib import Path
+from cnn_study import image_cache
+from cnn_study.logs import run_logged
+
+source, manifest, folder, report, check = sys.argv[1:]
+if check == "off":  # as if the space went while the cache was written: the writes meet the full disk
+    image_cache.check_free_space = lambda *args: None
+outputs = {key: f"{folder}/{key}.npy" for key in image_cache.cache_keys()}
+try:
+    run_logged(f"{report}.log", image_cache.build_cache, source_path=source, manifest_path=manifest,
+               classes=["cat", "dog"], size=224, outputs=outputs)
+finally:
+    Path(report).write_text(json.dumps(sorted(os.listdir(folder))))  # the tmpfs leaves with this process
+"""
+
+
+@pytest.mark.parametrize("check", ["on", "off"], ids=["checked-before", "met-while-writing"])
+def test_a_cache_that_does_not_fit_is_one_disk_full_line_and_leaves_no_partial_file(picked, tmp_path, check):
+    """12 images at 224 px need 1.8 MB; the cache folder is a 1 MB file system. Memory-mapped writes would end
+    in SIGBUS there, leaving a sparse partial file."""
+    from helpers import run_on_small_disk
+
+    _, source, manifest, _, _ = picked
+    folder, report = tmp_path / "cache", tmp_path / "report.json"
+    result = run_on_small_disk(
+        folder, "1m", FULL_DISK_CACHE, str(source), str(manifest), str(folder), str(report), check
+    )
+    if result is None:
+        pytest.skip("no user and mount namespace here to make a small file system")
+    assert result.returncode == 1, (result.returncode, result.stderr[-2000:])  # not -7, SIGBUS
+    [line] = result.stderr.splitlines()
+    needed = 12 * 224 * 224 * 3 + 12 * 8 + 4 * 128
+    expected = rf"Error: {folder}: disk full, {needed} bytes needed and \d+ bytes free on its "
+    assert re.match(
+        expected + r"file system; free space there \(or run the workflow on a larger disk\), then rerun ", line
+    )
+    assert line.endswith(f"(log: {tmp_path / 'report.json.log'})")
+    assert json.loads(report.read_text()) == []  # no partial file on the full disk
+    # Checked before: refused before a byte is written; else the write's own error is in the log.
+    assert ("No space left on device" in (tmp_path / "report.json.log").read_text()) is (check == "off")

@@ -11,6 +11,8 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -55,6 +57,9 @@ def make_zip(members: dict[str, bytes]) -> bytes:
             archive.writestr(name, data)
     return buffer.getvalue()
 
+
+# dataset.kaggle.network for the tests: a local server answers at once, so one try with short timeouts.
+NETWORK = {"connect_timeout": 5, "read_timeout": 5, "retries": 0}
 
 TRAIN_ZIP = make_zip({"train/cat.0.jpg": b"cat" * 100, "train/dog.0.jpg": b"dog" * 100})
 PETS_ZIP = make_zip({"PetImages/Cat/0.jpg": b"cat", "PetImages/Dog/0.jpg": b"dog"})
@@ -113,12 +118,18 @@ def kaggle():
     )
     server, thread = fake_kaggle_server.start(state)
     yield state
-    fake_kaggle_server.stop(server, thread)
+    fake_kaggle_server.stop(server, thread, state)
 
 
 def competition(kaggle, dest, **kwargs):
     return download_from_kaggle(
-        competition="dogs-vs-cats", dataset=None, file_name="train.zip", dest=dest, endpoint=kaggle.url, **kwargs
+        network=NETWORK,
+        competition="dogs-vs-cats",
+        dataset=None,
+        file_name="train.zip",
+        dest=dest,
+        endpoint=kaggle.url,
+        **kwargs,
     )
 
 
@@ -144,7 +155,9 @@ def test_competition_file_zipped_again_by_server(kaggle, credentials, tmp_path):
 
 def test_dataset(kaggle, credentials, tmp_path, capsys):
     dest = tmp_path / "datasets" / "someone__pet-images.zip"
-    download_from_kaggle(competition=None, dataset="someone/pet-images", file_name=None, dest=dest, endpoint=kaggle.url)
+    download_from_kaggle(
+        network=NETWORK, competition=None, dataset="someone/pet-images", file_name=None, dest=dest, endpoint=kaggle.url
+    )
     with zipfile.ZipFile(dest) as archive:
         assert "PetImages/Cat/0.jpg" in archive.namelist()
     assert kaggle.requests[0].path == fake_kaggle_server.DATASET_PATH
@@ -256,6 +269,7 @@ def test_default_endpoint_is_kaggle(credentials, tmp_path, monkeypatch, endpoint
     monkeypatch.setattr(socket, "getaddrinfo", record)
     with pytest.raises(KaggleDownloadError) as error:
         download_from_kaggle(
+            network=NETWORK,
             competition="dogs-vs-cats",
             dataset=None,
             file_name="train.zip",
@@ -280,7 +294,9 @@ def test_default_endpoint_is_kaggle(credentials, tmp_path, monkeypatch, endpoint
 )
 def test_arguments_are_checked(tmp_path, competition, dataset, file_name, message):
     with pytest.raises(ValueError, match=message):
-        download_from_kaggle(competition=competition, dataset=dataset, file_name=file_name, dest=tmp_path / "x.zip")
+        download_from_kaggle(
+            network=NETWORK, competition=competition, dataset=dataset, file_name=file_name, dest=tmp_path / "x.zip"
+        )
 
 
 # ---- credentials never leave in any form ---------------------------------------------------
@@ -452,7 +468,7 @@ def test_echoed_credentials_never_reach_console_or_log_file(echoing_kaggle, tmp_
         from pathlib import Path
         from cnn_study.kaggle_download import download_from_kaggle
         from cnn_study.logs import run_logged
-        run_logged({str(log_file)!r}, download_from_kaggle, competition="dogs-vs-cats", dataset=None,
+        run_logged({str(log_file)!r}, download_from_kaggle, network={NETWORK!r}, competition="dogs-vs-cats", dataset=None,
                    file_name="train.zip", dest=Path({str(tmp_path / "train.zip")!r}), endpoint={echoing_kaggle.url!r})
     """)
     env = {name: value for name, value in os.environ.items() if not name.startswith("KAGGLE_")}
@@ -589,7 +605,9 @@ def test_a_token_only_the_client_knows_is_masked_when_echoed(kaggle, no_credenti
 
 
 def dataset(kaggle, dest, slug="someone/pet-images"):
-    return download_from_kaggle(competition=None, dataset=slug, file_name=None, dest=dest, endpoint=kaggle.url)
+    return download_from_kaggle(
+        network=NETWORK, competition=None, dataset=slug, file_name=None, dest=dest, endpoint=kaggle.url
+    )
 
 
 def test_dataset_the_account_may_not_open(kaggle, credentials, tmp_path):
@@ -610,7 +628,12 @@ def test_what_kaggle_does_not_have(kaggle, credentials, tmp_path, what):
             dataset(kaggle, out / "x.zip", slug="someone/no-such-data")
         else:
             download_from_kaggle(
-                competition="dogs-vs-cats", dataset=None, file_name="test1.zip", dest=out / "x.zip", endpoint=kaggle.url
+                network=NETWORK,
+                competition="dogs-vs-cats",
+                dataset=None,
+                file_name="test1.zip",
+                dest=out / "x.zip",
+                endpoint=kaggle.url,
             )
     name = "someone/no-such-data" if what == "dataset" else "dogs-vs-cats/test1.zip"
     assert str(error.value) == f"Kaggle has no {name} (HTTP 404): check dataset.kaggle in the config"
@@ -646,7 +669,12 @@ def test_an_endpoint_nobody_listens_on(credentials, tmp_path):
         endpoint = f"http://127.0.0.1:{probe.getsockname()[1]}"
     with pytest.raises(KaggleDownloadError) as error:
         download_from_kaggle(
-            competition="dogs-vs-cats", dataset=None, file_name="train.zip", dest=tmp_path / "t.zip", endpoint=endpoint
+            network=NETWORK,
+            competition="dogs-vs-cats",
+            dataset=None,
+            file_name="train.zip",
+            dest=tmp_path / "t.zip",
+            endpoint=endpoint,
         )
     assert str(error.value) == (
         f"could not download dogs-vs-cats/train.zip from {endpoint} (ConnectionError): "
@@ -659,6 +687,7 @@ def test_an_endpoint_nobody_listens_on(credentials, tmp_path):
 
 def test_endpoint_with_a_trailing_slash(kaggle, credentials, tmp_path):
     dest = download_from_kaggle(
+        network=NETWORK,
         competition="dogs-vs-cats",
         dataset=None,
         file_name="train.zip",
@@ -684,7 +713,7 @@ def test_a_download_is_logged_and_prints_nothing(kaggle, credentials, tmp_path, 
 def test_a_download_from_kaggle_itself_is_logged_without_an_endpoint(credentials, tmp_path, caplog):
     caplog.set_level(logging.INFO, logger=kaggle_download.__name__)
     with pytest.raises(KaggleDownloadError):
-        download_from_kaggle(competition=None, dataset="o/d", file_name=None, dest=tmp_path / "d.zip")
+        download_from_kaggle(network=NETWORK, competition=None, dataset="o/d", file_name=None, dest=tmp_path / "d.zip")
     assert f"downloading o/d from Kaggle into {tmp_path / 'd.zip'}" in caplog.messages
 
 
@@ -746,6 +775,7 @@ def test_a_file_zipped_by_the_server_is_kept_as_that_zip(kaggle, credentials, tm
     wrapped = make_zip({"sampleSubmission.csv": b"id,label\n1,0\n"})
     kaggle.files["dogs-vs-cats/sampleSubmission.csv"] = ("sampleSubmission.csv.zip", wrapped)
     dest = download_from_kaggle(
+        network=NETWORK,
         competition="dogs-vs-cats",
         dataset=None,
         file_name="sampleSubmission.csv",
@@ -863,3 +893,229 @@ def test_a_verbose_client_prints_no_requests(kaggle, credentials, tmp_path, monk
     monkeypatch.setattr(KaggleApi, "args", ["--verbose", "-v"])
     competition(kaggle, tmp_path / "train.zip")
     assert capsys.readouterr() == ("", "")
+
+
+# ---- stalls, retries, leftovers ------------------------------------------------------------
+
+
+def timed_download(kaggle, dest, network):
+    """The download in a thread, so that a client without timeouts fails the test instead of hanging it."""
+    outcome = {}
+
+    def run():
+        try:
+            outcome["result"] = download_from_kaggle(
+                network=network,
+                competition="dogs-vs-cats",
+                dataset=None,
+                file_name="train.zip",
+                dest=dest,
+                endpoint=kaggle.url,
+            )
+        except Exception as error:  # noqa: BLE001 -- handed to the test
+            outcome["error"] = error
+
+    started = time.monotonic()
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout=30)
+    assert not thread.is_alive(), "the download still hangs after 30 s"
+    return outcome, time.monotonic() - started
+
+
+@pytest.mark.parametrize("stall", ["body", "api"])
+def test_a_stalled_server_is_a_timeout_retried_then_one_line_within_the_documented_time(
+    kaggle, credentials, tmp_path, monkeypatch, caplog, stall
+):
+    """A server that sends the headers and 1,000 bytes then nothing, or never answers the API call: each try
+    ends read_timeout after the last byte, retries follow after RETRY_WAIT_SECONDS doubled, then one line."""
+    if stall == "body":
+        kaggle.files["dogs-vs-cats/train.zip"] = ("train.zip", make_zip({"train/cat.0.jpg": os.urandom(5000)}))
+        kaggle.stall_body_after = 1000
+    else:
+        kaggle.stall_api = True
+    monkeypatch.setattr(kaggle_download, "RETRY_WAIT_SECONDS", 0.2)
+    network = {"connect_timeout": 1, "read_timeout": 0.5, "retries": 2}
+    out = tmp_path / "out"
+    caplog.set_level(logging.INFO, logger=kaggle_download.__name__)
+    outcome, seconds = timed_download(kaggle, out / "train.zip", network)
+    # The module's documented bound: (retries + 1) x read_timeout, plus the waits 0.2 + 0.4 s; a second of slack.
+    assert 3 * 0.5 + 0.6 <= seconds < 3 * 0.5 + 0.6 + 1.0
+    assert str(outcome["error"]) == (
+        f"could not download dogs-vs-cats/train.zip from {kaggle.url} (no data for 0.5 s, 3 tries): check the "
+        "network connection and dataset.kaggle.endpoint, or raise dataset.kaggle.network's timeouts, then rerun"
+    )
+    api_calls = [r for r in kaggle.requests if r.method == "POST"]
+    assert len(api_calls) == 3
+    retried = [m for m in caplog.messages if "trying again" in m]
+    assert retried == [
+        "downloading dogs-vs-cats/train.zip: try 1 of 3 failed (no data for 0.5 s); trying again in 0.2 s",
+        "downloading dogs-vs-cats/train.zip: try 2 of 3 failed (no data for 0.5 s); trying again in 0.4 s",
+    ]
+    assert list(out.iterdir()) == []  # no .part folder, nothing at dest
+
+
+def test_a_passing_outage_is_retried_and_the_download_completes(kaggle, credentials, tmp_path, monkeypatch):
+    kaggle.fail_status, kaggle.fail_count = 503, 1
+    monkeypatch.setattr(kaggle_download, "RETRY_WAIT_SECONDS", 0.01)
+    dest = tmp_path / "train.zip"
+    outcome, _ = timed_download(kaggle, dest, {**NETWORK, "retries": 1})
+    assert outcome == {"result": dest} and dest.read_bytes() == TRAIN_ZIP
+    assert [r.method for r in kaggle.requests] == ["POST", "POST", "GET"]
+
+
+def test_an_error_no_retry_can_mend_is_not_retried(kaggle, credentials, tmp_path, monkeypatch):
+    kaggle.rules_not_accepted.add("dogs-vs-cats")
+    monkeypatch.setattr(kaggle_download, "RETRY_WAIT_SECONDS", 5)  # a retry would show in the time
+    outcome, seconds = timed_download(kaggle, tmp_path / "train.zip", {**NETWORK, "retries": 3})
+    assert "HTTP 403" in str(outcome["error"]) and seconds < 4
+    assert len(kaggle.requests) == 1
+
+
+def test_part_folders_left_by_a_killed_download_are_removed(kaggle, credentials, tmp_path):
+    dest = tmp_path / "resources" / "train.zip"
+    stale = [dest.parent / ".train.zip.k1ll3d.part", dest.parent / ".train.zip.0ther.part"]
+    for folder in stale:
+        folder.mkdir(parents=True)
+        (folder / "train.zip").write_bytes(TRAIN_ZIP[:100])
+    (dest.parent / ".other.zip.x.part").mkdir()  # another download's: not touched
+    competition(kaggle, dest)
+    assert sorted(p.name for p in dest.parent.iterdir()) == [".other.zip.x.part", "train.zip"]
+    stale[0].mkdir()  # also when the archive is complete already and nothing is downloaded
+    competition(kaggle, dest)
+    assert sorted(p.name for p in dest.parent.iterdir()) == [".other.zip.x.part", "train.zip"]
+
+
+def test_an_archive_larger_than_the_free_space_is_one_disk_full_line(kaggle, credentials, tmp_path, monkeypatch):
+    from cnn_study import files
+
+    monkeypatch.setattr(files, "free_bytes", lambda path: 10)
+    out = tmp_path / "out"
+    with pytest.raises(files.DiskFullError) as error:
+        competition(kaggle, out / "train.zip")
+    assert str(error.value) == (
+        f"{out / 'train.zip'}: disk full, {len(TRAIN_ZIP)} bytes needed and 10 bytes free on its file system; "
+        "free space there (or run the workflow on a larger disk), then rerun"
+    )
+    assert list(out.iterdir()) == []
+
+
+def test_the_client_gets_the_timeouts_and_no_retries_of_its_own(kaggle, credentials, tmp_path, monkeypatch):
+    """The client's download_file would retry 5 times, waiting 300 s a read: it is called with neither."""
+    from kaggle.api.kaggle_api_extended import KaggleApi
+
+    seen = {}
+    real = KaggleApi.download_file
+
+    def spy(self, response, outfile, http_client, quiet=True, resume=False, **options):
+        seen.update(options)
+        return real(self, response, outfile, http_client, quiet, resume, **options)
+
+    monkeypatch.setattr(KaggleApi, "download_file", spy)
+    competition(kaggle, tmp_path / "train.zip")
+    assert seen == {"max_retries": 0, "timeout": (5.0, 5.0)}
+
+
+GLUE_RUN = """
+import runpy, sys, types
+from cnn_study import kaggle_download
+kaggle_download.RETRY_WAIT_SECONDS = 0.1
+log, dest, url, glue = sys.argv[1:5]
+params = dict(competition="dogs-vs-cats", dataset=None, file_name="train.zip", endpoint=url,
+              network={"connect_timeout": 1, "read_timeout": 0.5, "retries": 1})
+snakemake = types.SimpleNamespace(log=[log], output=types.SimpleNamespace(archive=dest),
+                                  params=types.SimpleNamespace(**params))
+runpy.run_path(glue, init_globals={"snakemake": snakemake})
+"""
+
+
+def test_the_rule_passes_dataset_kaggle_network_and_a_stall_ends_in_one_console_line(kaggle, tmp_path):
+    """download_kaggle.py, as the rule runs it, with a server that never answers: one line on the console."""
+    kaggle.stall_api = True
+    log_file, dest = tmp_path / "download_kaggle.log", tmp_path / "resources" / "train.zip"
+    env = {name: value for name, value in os.environ.items() if not name.startswith("KAGGLE_")}
+    env.update(KAGGLE_USERNAME=USER, KAGGLE_KEY=KEY, HOME=str(tmp_path), PYTHONPATH=str(ROOT / "workflow_scripts"))
+    glue = str(ROOT / "workflow_scripts" / "download_kaggle.py")
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-c", GLUE_RUN, str(log_file), str(dest), kaggle.url, glue],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert time.monotonic() - started < 2 * 0.5 + 0.1 + 10  # the stall's bound, and the start of Python
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"Error: could not download dogs-vs-cats/train.zip from {kaggle.url} (no data for 0.5 s, 2 tries): check "
+        "the network connection and dataset.kaggle.endpoint, or raise dataset.kaggle.network's timeouts, then "
+        f"rerun (log: {log_file})\n"
+    )
+    assert len(kaggle.requests) == 2 and list(dest.parent.iterdir()) == []
+
+
+def test_the_network_defaults_are_the_schemas_and_config_yaml_repeats_them():
+    import yaml
+
+    schema = yaml.safe_load((ROOT / "schemas" / "config.schema.yaml").read_text())
+    kaggle_schema = schema["properties"]["dataset"]["properties"]["kaggle"]["properties"]["network"]
+    defaults = {key: value["default"] for key, value in kaggle_schema["properties"].items()}
+    assert defaults == {"connect_timeout": 10, "read_timeout": 60, "retries": 3}
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    assert config["dataset"]["kaggle"]["network"] == defaults
+    from snakemake.utils import validate
+
+    del config["dataset"]["kaggle"]["network"]
+    validate(config, str(ROOT / "schemas" / "config.schema.yaml"))
+    assert config["dataset"]["kaggle"]["network"] == defaults
+    assert 'network=config["dataset"]["kaggle"]["network"]' in (ROOT / "rules" / "download.smk").read_text()
+
+
+def test_a_half_written_archive_is_named_with_the_command_that_puts_it_aside(tmp_path):
+    path = tmp_path / "train.zip"
+    assert kaggle_download.damaged_archive_message(path) is None  # not there: downloaded as usual
+    path.write_bytes(TRAIN_ZIP)
+    assert kaggle_download.damaged_archive_message(path) is None
+    path.write_bytes(TRAIN_ZIP[: len(TRAIN_ZIP) // 2])
+    assert kaggle_download.damaged_archive_message(path) == (
+        f"{path}: incomplete or damaged zip archive (no central directory: a copy or download cut short); "
+        f"move it aside with `mv {path} {path}.damaged` and rerun: the workflow downloads it again"
+    )
+
+
+@pytest.mark.workflow
+def test_a_half_written_archive_in_resources_stops_the_workflow_and_the_named_command_fixes_it(tmp_path):
+    """Snakemake would keep the file (the rule's output exists) and every job reading it would fail; the
+    workflow stops before any job, and after the command it names, plans the download again."""
+    from helpers import copy_workflow, snakemake
+
+    workdir = copy_workflow(tmp_path / "wf")
+    archive = workdir / "resources" / "kaggle" / "dogs-vs-cats" / "train.zip"
+    archive.parent.mkdir(parents=True)
+    archive.write_bytes(TRAIN_ZIP[: len(TRAIN_ZIP) // 2])
+    result = snakemake(workdir, "-n", "--quiet", "rules", check=False)
+    assert result.returncode != 0
+    [line] = [line for line in (result.stdout + result.stderr).splitlines() if "damaged zip archive" in line]
+    command = re.search(r"`(mv [^`]+)`", line).group(1)
+    assert command == "mv resources/kaggle/dogs-vs-cats/train.zip resources/kaggle/dogs-vs-cats/train.zip.damaged"
+    subprocess.run(command.split(), cwd=workdir, check=True)
+    assert "download_kaggle" in snakemake(workdir, "-n", "--quiet", "rules").stdout
+
+
+def test_a_full_disk_before_the_download_starts_is_still_one_disk_full_line(credentials, tmp_path, monkeypatch):
+    """The client may write its token files while it authenticates: a full disk there names the archive too."""
+    import errno
+
+    from cnn_study import files
+
+    def full(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(kaggle_download, "_authenticated_api", full)
+    monkeypatch.setattr(files, "free_bytes", lambda path: 0)
+    with pytest.raises(files.DiskFullError) as error:
+        download_from_kaggle(
+            network=NETWORK, competition="dogs-vs-cats", dataset=None, file_name="train.zip", dest=tmp_path / "t.zip"
+        )
+    assert str(error.value).startswith(f"{tmp_path / 't.zip'}: disk full, 0 bytes free on its file system; ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home"]  # the fixture's; no .part folder

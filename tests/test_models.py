@@ -13,27 +13,22 @@ import pytest  # noqa: E402
 from cnn_study.model_specs import MODEL_SPECS  # noqa: E402
 from cnn_study.models import (  # noqa: E402
     APPLICATIONS,
+    AUGMENTATION_LAYERS,
     build_backbone,
     build_model,
+    nested_layers,
     preprocessing_layer,
+    recompute_batch_norm_statistics,
     set_phase_trainability,
 )
+from conftest import run_settings_for  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 
-def make_settings(model="alexnet", size=None, **overrides):
-    settings = {
-        "model": model,
-        "input_size": size or MODEL_SPECS[model].min_size,
-        "weights": "none",
-        "seed": 0,
-        "classes": ["cat", "dog"],
-        "head": {"dropout": 0.3},
-        "augmentation": {"enabled": True, "flip": "horizontal", "rotation": 0.1, "zoom": 0.1},
-    }
-    settings.update(overrides)
-    return settings
+def make_settings(model="alexnet", size=None, weights="none", classes=None, **training):
+    """A model's settings as the train rule builds them (conftest.run_settings_for); seed 0."""
+    return run_settings_for(model, size, weights=weights, classes=classes, **training)
 
 
 def images(count, size, seed=0):
@@ -57,7 +52,7 @@ def write_published_notop(model: keras.Model, path) -> None:
             weights = layer.trainable_weights + layer.non_trainable_weights
             names = [f"{layer.name}/{weight.name}:0" for weight in weights]
             group.attrs["weight_names"] = [name.encode() for name in names]
-            for name, value in zip(names, as_numpy(weights)):
+            for name, value in zip(names, as_numpy(weights), strict=True):
                 group.create_dataset(name, data=value)
 
 
@@ -136,7 +131,7 @@ def test_alexnet_is_five_convolutions_with_classic_feature_map():
 
 
 def test_head_is_pool_bn_dropout_softmax():
-    classifier, base = build_model(make_settings("alexnet", classes=["a", "b", "c", "d"]))
+    classifier, base = build_model(make_settings("alexnet", classes=["a", "b", "c", "d"], head={"dropout": 0.3}))
     head = classifier.layers[-4:]
     assert [type(layer) for layer in head] == [
         keras.layers.GlobalAveragePooling2D,
@@ -147,6 +142,12 @@ def test_head_is_pool_bn_dropout_softmax():
     assert head[2].rate == 0.3
     assert head[3].units == 4 and head[3].activation is keras.activations.softmax
     assert classifier.get_layer("alexnet") is base
+    without, _ = build_model(make_settings("alexnet", head={"batch_norm": False}))
+    assert [type(layer) for layer in without.layers[-3:]] == [
+        keras.layers.GlobalAveragePooling2D,
+        keras.layers.Dropout,
+        keras.layers.Dense,
+    ]
 
 
 def test_augmentation_layers_are_switchable_and_inactive_at_inference():
@@ -302,3 +303,47 @@ def test_weights_errors_are_one_line(tmp_path):
     assert str(error.value) == f"VGG16 weight file {missing} does not exist"
     with pytest.raises(ValueError, match="no weight file"):
         build_model(make_settings("vgg16", weights="imagenet"), None)
+
+
+def head_features(model, x):
+    """The features that enter the head's batch normalization, in inference mode (no augmentation)."""
+    return keras.Model(model.input, model.get_layer("pool").output).predict(x, verbose=0)
+
+
+def test_recomputed_statistics_are_the_mean_of_the_training_batches_statistics_under_the_current_weights():
+    """Frozen base (its normalization in inference mode): the head's statistics become the mean over the batches
+    of each batch's mean and variance of the unaugmented images' features; the base's stay as they were."""
+    model, base = build_model(make_settings("alexnet"))
+    set_phase_trainability(base, "frozen", "all")
+    x = images(12, 67)
+    base_before = [as_numpy(n.weights) for n in nested_layers(base) if isinstance(n, keras.layers.BatchNormalization)]
+    recompute_batch_norm_statistics(model, x, batch_size=4)
+    features = head_features(model, x).reshape(3, 4, -1)
+    head = model.get_layer("head_bn")
+    np.testing.assert_allclose(as_numpy([head.moving_mean])[0], features.mean(axis=1).mean(axis=0), rtol=1e-4)
+    np.testing.assert_allclose(as_numpy([head.moving_variance])[0], features.var(axis=1).mean(axis=0), rtol=1e-3)
+    assert head.momentum == 0.99  # restored
+    base_after = [as_numpy(n.weights) for n in nested_layers(base) if isinstance(n, keras.layers.BatchNormalization)]
+    assert all(
+        np.array_equal(a, b)
+        for before, after in zip(base_before, base_after, strict=True)
+        for a, b in zip(before, after, strict=True)
+    )
+
+
+def test_recomputed_statistics_make_inference_match_training_mode_on_the_same_batch():
+    """Every layer training (the base's normalization too): statistics recomputed on one batch make inference
+    on that batch compute what training mode computes on it, layer by layer up to the head."""
+    model, base = build_model(make_settings("alexnet"))
+    set_phase_trainability(base, "full", "all")
+    x = images(6, 67, seed=1)
+    recompute_batch_norm_statistics(model, x, batch_size=6)
+    training_mode = x
+    for layer in model.layers[1:]:
+        if isinstance(layer, AUGMENTATION_LAYERS):
+            continue
+        training_mode = layer(training_mode, training=True)
+        if layer.name == "head_bn":
+            break
+    inference = keras.Model(model.input, model.get_layer("head_bn").output).predict(x, verbose=0)
+    np.testing.assert_allclose(inference, keras.ops.convert_to_numpy(training_mode), rtol=1e-3, atol=1e-3)

@@ -22,24 +22,17 @@ from cnn_study.models import build_model, preprocessing_layer  # noqa: E402
 from cnn_study.predict import main as predict_main  # noqa: E402
 from cnn_study.predict import predict_images  # noqa: E402
 from cnn_study.run_model import KEEP_FILES, kept_model_file, load_run_model, save_run_model  # noqa: E402
+from conftest import run_settings_for  # noqa: E402
+from test_predict import predict_error, write_photos  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 CLASSES = ["cat", "dog"]
 
 
-def make_settings(model="resnet50", size=32):
-    return {
-        "model": model,
-        "input_size": size,
-        "weights": "none",
-        "seed": 0,
-        "classes": CLASSES,
-        "optimizer": "adam",
-        "epochs": 1,
-        "head": {"dropout": 0.5},
-        "augmentation": {"enabled": True, "flip": "horizontal", "rotation": 0.1, "zoom": 0.1},
-    }
+def make_settings(model="resnet50", size=32, **training):
+    """A run's settings as the train rule builds them (conftest.run_settings_for)."""
+    return run_settings_for(model, size, classes=CLASSES, epochs=1, **training)
 
 
 def rgb_images(count, size, seed=0):
@@ -164,14 +157,6 @@ def test_model_keras_loads_and_predicts_in_a_plain_keras_process(tmp_path, train
 # --- prediction entry point --------------------------------------------------------------------
 
 
-def write_photos(folder, count=3, size=40):
-    folder.mkdir(parents=True, exist_ok=True)
-    for index, array in enumerate(rgb_images(count, size, seed=3)):
-        Image.fromarray(array).save(folder / f"photo{index}.png" if index % 2 else folder / f"photo{index}.jpg")
-    (folder / "notes.txt").write_text("not an image")
-    (folder / ".hidden.jpg").write_bytes(b"")
-
-
 def test_predict_writes_one_row_per_image_with_the_runs_classes(tmp_path, trained):
     settings = {**make_settings(), "classes": ["kitten", "puppy"]}  # read from run.json, not re-derived
     run = finished_run(tmp_path / "run", trained, "weights", settings)
@@ -214,7 +199,7 @@ def test_predict_cli_reads_a_zip_and_reports_errors_in_one_line(tmp_path, traine
 
 
 def test_batch_norm_momentum_reaches_every_batch_normalization_layer():
-    model, base = build_model({**make_settings("inceptionv3", 75), "batch_norm_momentum": 0.9})
+    model, base = build_model(make_settings("inceptionv3", 75, batch_norm_momentum=0.9))
     norms = [layer for layer in [*base.layers, *model.layers] if isinstance(layer, keras.layers.BatchNormalization)]
     assert len(norms) > 90 and {layer.momentum for layer in norms} == {0.9}
     default, _ = build_model(make_settings("alexnet", 67))
@@ -238,3 +223,23 @@ def test_train_rule_outputs_follow_training_keep(tmp_path, keep, present, absent
     outputs = [line for line in result.stdout.splitlines() if line.strip().startswith("output:") and "runs/" in line]
     assert len(outputs) == 6
     assert all(present in line and absent not in line for line in outputs), outputs[0]
+
+
+# --- prediction on hostile input: one line each, nothing half-written -----------------------------
+
+
+@pytest.mark.parametrize("keep", ["model", "weights"])
+def test_predict_says_a_truncated_model_file_is_truncated(tmp_path, trained, capsys, keep):
+    run = finished_run(tmp_path / "run", trained, keep)
+    write_photos(tmp_path / "photos", count=1)
+    model_file = run / KEEP_FILES[keep]
+    model_file.write_bytes(model_file.read_bytes()[: model_file.stat().st_size // 2])
+    line = predict_error(capsys, run, tmp_path / "photos", "-o", tmp_path / "p.csv")
+    assert "File not found" not in line
+    if keep == "model":
+        assert line == (
+            f"Error: {model_file}: truncated or corrupt (not a complete .keras zip archive); rerun the run to write it"
+        )
+    else:
+        assert line.startswith(f"Error: {model_file}: cannot be loaded, truncated or corrupt (")
+    assert not (tmp_path / "p.csv").exists()

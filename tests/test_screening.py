@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import io
+import json
+import os
 import random
+import re
 import struct
+import subprocess
+import sys
 import time
 import warnings
 import zlib
@@ -173,6 +179,109 @@ def test_an_image_of_exactly_the_pixel_limit_is_kept(monkeypatch):
     assert screen(jpeg(1, size=(96, 80))).description == "too large (96x80 > 7679 pixels)"
 
 
+def test_a_format_without_reduced_decoding_is_refused_over_its_pixel_limit(monkeypatch):
+    monkeypatch.setattr(screening, "MAX_FULL_DECODE_PIXELS", 96 * 80 - 1)
+    message = "96x80 > 7679 pixels, the most a PNG is decoded at; only JPEG decodes at a reduced scale"
+    assert screen(encode(photo(1), "PNG")).description == f"too large ({message})"
+    with pytest.raises(screening.ImageTooLarge, match=rf"^too large \({re.escape(message)}\)$"):
+        decode_rgb(encode(photo(1), "PNG"))
+    monkeypatch.setattr(screening, "MAX_FULL_DECODE_PIXELS", 96 * 80)
+    assert screen(encode(photo(1), "PNG")).reason is None and decode_rgb(encode(photo(1), "PNG")).size == (96, 80)
+
+
+@pytest.mark.parametrize(
+    "limit, size", [(96 * 80, (96, 80)), (96 * 80 - 1, (48, 40)), (48 * 40, (48, 40)), (48 * 40 - 1, (24, 20))]
+)
+def test_a_jpeg_over_the_full_decode_limit_decodes_at_the_largest_scale_under_it(monkeypatch, limit, size):
+    monkeypatch.setattr(screening, "MAX_FULL_DECODE_PIXELS", limit)
+    data = jpeg(1, size=(96, 80))
+    assert screen(data).reason is None  # the hash decodes at a reduced scale anyway
+    image = decode_rgb(data)
+    assert (image.mode, image.size) == ("RGB", size)
+    assert screening.oversize(Image.open(io.BytesIO(data))) is None
+
+
+def test_the_pixel_limit_over_every_format_comes_first(monkeypatch):
+    monkeypatch.setattr(screening, "MAX_PIXELS", 96 * 80 - 1)
+    with pytest.raises(screening.ImageTooLarge, match=r"^too large \(96x80 > 7679 pixels\)$"):
+        decode_rgb(jpeg(1, size=(96, 80)))
+
+
+def big_png(width: int, height: int, color_type: int, bit_depth: int = 8, extra: bytes = b"") -> bytes:
+    """A flat PNG compressed row by row, without the memory and time of encoding it with Pillow."""
+    channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}[color_type]
+    row = bytes(1 + width * channels * bit_depth // 8)  # filter byte 0, then zeros
+    compressor = zlib.compressobj(1)
+    body = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
+    chunks = png_chunk(b"IHDR", header) + extra + png_chunk(b"IDAT", body) + png_chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + chunks
+
+
+# Images at (or, for JPEG, far over) MAX_FULL_DECODE_PIXELS, in the formats and modes that cost most to
+# decode and convert, and the 81-megapixel PNG that used to cost 761 MB: (bytes, screening's reason, cached size).
+LARGE = {
+    "png-rgba-16mpx": (lambda: big_png(4000, 4000, 6), None, (4000, 4000)),
+    "png-16-bit-16mpx": (lambda: big_png(4000, 4000, 0, 16), None, (4000, 4000)),
+    "png-palette-transparent-16mpx": (
+        lambda: big_png(4000, 4000, 3, extra=png_chunk(b"PLTE", bytes(6)) + png_chunk(b"tRNS", b"\x00")),
+        None,
+        (4000, 4000),
+    ),
+    "webp-16mpx": (
+        lambda: encode(Image.new("RGB", (4000, 4000), (9, 99, 199)), "WEBP", quality=1, method=0),
+        None,
+        (4000, 4000),
+    ),
+    "jpeg-49mpx": (lambda: encode(Image.new("RGB", (7000, 7000), (9, 99, 199))), None, (3500, 3500)),
+    "png-81mpx": (lambda: big_png(9000, 9000, 2), "too large", None),
+}
+
+# Peak memory is the process's VmHWM: ru_maxrss would start at the forking pytest's size (Linux keeps it over exec).
+MEMORY_PROBE = """
+import json, re, sys
+from cnn_study.image_cache import resize_rgb
+from cnn_study.screening import decode_rgb, screen_image
+
+def peak_kb():
+    with open("/proc/self/status") as status:
+        return int(re.search(r"VmHWM:\\s+(\\d+) kB", status.read()).group(1))
+
+data = open(sys.argv[1], "rb").read()
+before = peak_kb()
+screened = screen_image("x", "cat", data, 32)
+try:
+    image = decode_rgb(data)
+    decoded = [image.size, resize_rgb(image, 299).shape]
+except ValueError as error:  # screening.ImageTooLarge
+    decoded = str(error)
+print(json.dumps({"reason": screened.reason, "detail": screened.detail, "decoded": decoded, "peak_kb": peak_kb() - before}))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="peak memory read from /proc (Linux)")
+@pytest.mark.parametrize("name", LARGE)
+def test_no_single_large_image_costs_300_mb_to_screen_and_cache(tmp_path, name):
+    make, reason, size = LARGE[name]
+    path = tmp_path / "image"
+    path.write_bytes(make())
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "workflow_scripts")}
+    result = subprocess.run(
+        [sys.executable, "-c", MEMORY_PROBE, str(path)], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    probe = json.loads(result.stdout)
+    assert probe["peak_kb"] < 300 * 1024, f"{name}: {probe['peak_kb'] / 1024:.0f} MB"
+    assert probe["reason"] == reason, probe["detail"]
+    if size is None:
+        assert probe["decoded"] == f"too large ({probe['detail']})"
+        assert probe["detail"] == (
+            "9000x9000 > 16000000 pixels, the most a PNG is decoded at; only JPEG decodes at a reduced scale"
+        )
+    else:
+        assert probe["decoded"] == [list(size), [299, 299, 3]]
+
+
 def test_pillow_bomb_warning_does_not_escape(monkeypatch):
     # Pillow warns between MAX_IMAGE_PIXELS and twice that; the warning must not reach the caller.
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 5000)
@@ -269,6 +378,14 @@ def test_sixteen_bit_values_are_scaled_not_clipped():
     pixels = np.asarray(decode_rgb(sixteen_bit_png()), dtype=np.float64)
     assert 100 < pixels.mean() < 155  # clipping to 255 would make it nearly white
     assert pixels.min() == 0 and pixels.max() == 255
+
+
+def test_sixteen_bit_values_are_scaled_a_block_of_rows_at_a_time_as_in_one_piece(monkeypatch):
+    ramp = np.linspace(0, 65535, 96 * 80).reshape(80, 96)
+    expected = np.clip(np.rint(ramp.astype(np.uint16) / 257.0), 0, 255)
+    monkeypatch.setattr(screening, "_SCALE_BLOCK_PIXELS", 96 * 3 + 5)  # 3 rows a block, the last block short
+    pixels = np.asarray(decode_rgb(sixteen_bit_png()))
+    assert np.array_equal(pixels[..., 0], expected) and np.array_equal(pixels[..., 2], expected)
 
 
 def test_transparency_is_composited_on_white():

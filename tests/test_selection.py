@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import logging
 import random
 import zipfile
@@ -16,6 +18,7 @@ from cnn_study.screening import screen_image
 from cnn_study.selection import (
     MANIFEST_COLUMNS,
     SelectionError,
+    colour_rank,
     mark_duplicates,
     read_picklist,
     screen_source,
@@ -91,6 +94,38 @@ def test_zip_and_folder_give_the_same_manifest(tmp_path):
     assert from_zip == from_folder
 
 
+def test_file_names_that_are_not_utf8_are_picked_and_cached_from_a_folder(tmp_path):
+    """Every image has a Latin-1 name (bytes that are not UTF-8), so whatever the seed, the pick chooses them;
+    their names reach manifest.csv and rejected.csv as zipfile would read them (cp437), and the cache finds
+    the files by those names."""
+    import os
+
+    from cnn_study.image_cache import build_cache
+
+    folder = os.fsencode(tmp_path / "photos")
+    members = competition_members(6)
+    members["train/cat.99.jpg"] = b""  # rejected: its name reaches rejected.csv too
+    for name, data in members.items():
+        raw = os.path.join(folder, name.encode().replace(b".jpg", b".\xe9t\xe9.jpg"))
+        os.makedirs(os.path.dirname(raw), exist_ok=True)
+        with open(raw, "wb") as handle:
+            handle.write(data)
+    rows, manifest, rejected = select(tmp_path, tmp_path / "photos")
+    assert len(rows) == 12 and all(r["file"].endswith(".ΘtΘ.jpg") for r in rows)
+    assert [(r["file"], r["reason"]) for r in rejected] == [("train/cat.99.ΘtΘ.jpg", "zero bytes")]
+    names = {r["file"]: members[r["file"].replace(".ΘtΘ", "")] for r in rows}
+    assert {r["sha256"] for r in rows} == {hashlib.sha256(data).hexdigest() for data in names.values()}
+    cache = {
+        f"{split}_{kind}": str(tmp_path / f"{split}_{kind}.npy")
+        for split in ("train", "val")
+        for kind in ("images", "labels")
+    }
+    assert build_cache(tmp_path / "photos", tmp_path / "out" / "manifest.csv", CLASSES, 32, cache) == {
+        "train": 8,
+        "val": 4,
+    }
+
+
 def test_archive_order_does_not_change_the_manifest(tmp_path):
     members = competition_members(10)
     manifests = {
@@ -106,7 +141,7 @@ def test_renaming_files_does_not_change_the_pick(tmp_path):
     for label in CLASSES:
         names = [name for name in members if f"/{label}." in name]
         numbers = random.Random(label).sample(range(1000, 2000), len(names))
-        for name, number in zip(names, numbers):
+        for name, number in zip(names, numbers, strict=True):
             renamed[f"photos/{label}.{number}.jpg"] = members[name]
     first, _, _ = select(tmp_path, write_zip(tmp_path / "a.zip", members), out="a")
     second, _, _ = select(tmp_path, write_zip(tmp_path / "b.zip", renamed, shuffle_seed=1), out="b")
@@ -346,12 +381,14 @@ def hamming_distance(first: bytes, second: bytes) -> int:
 
 
 # Worse copies of a photo, each losing to the original (96x80 RGB JPEG, quality 90, about 2.7 kB) on one
-# criterion; the downscaled and palette copies are larger files (PNG), so only pixels or mode can decide.
+# criterion; the downscaled, palette and CMYK copies are larger files (PNG; a CMYK JPEG has four channels,
+# about 6 kB), so only pixels or mode can decide.
 WORSE_COPIES = {
     "downscaled": lambda seed: encode(photo(seed).resize((72, 60)), "PNG"),
     "reencoded": lambda seed: encode(photo(seed), quality=40),
     "grayscale": lambda seed: encode(photo(seed).convert("L"), quality=95),
     "palette": lambda seed: encode(photo(seed).convert("P"), "PNG"),
+    "cmyk": lambda seed: encode(photo(seed).convert("CMYK")),
 }
 
 
@@ -378,12 +415,14 @@ def test_duplicate_group_keeps_the_best_copy_whatever_the_names(tmp_path):
     expected = {screen_image("x", "cat", copies[0], 32).sha256}
     for order in range(6):
         names = random.Random(order).sample(range(100, 200), len(copies))
-        assert kept_content({f"train/cat.{n}.jpg": data for n, data in zip(names, copies)}) == expected
+        assert kept_content({f"train/cat.{n}.jpg": data for n, data in zip(names, copies, strict=True)}) == expected
     members = competition_members(8)
     members.update({f"train/cat.{50 + i}.jpg": data for i, data in enumerate(copies[1:])})
     members["train/cat.7.jpg"] = copies[0]  # the original under a name that sorts last
     rows, _, rejected = select(tmp_path, write_zip(tmp_path / "train.zip", members))
-    assert {r["file"]: r["kept"] for r in rejected} == {f"train/cat.{50 + i}.jpg": "train/cat.7.jpg" for i in range(4)}
+    assert {r["file"]: r["kept"] for r in rejected} == {
+        f"train/cat.{50 + i}.jpg": "train/cat.7.jpg" for i in range(len(WORSE_COPIES))
+    }
 
 
 def test_palette_copy_beats_a_larger_grayscale_copy():
@@ -392,6 +431,30 @@ def test_palette_copy_beats_a_larger_grayscale_copy():
     expected = {screen_image("x", "cat", palette, 32).sha256}
     assert kept_content({"train/cat.1.jpg": grayscale, "train/cat.2.jpg": palette}) == expected
     assert kept_content({"train/cat.1.jpg": palette, "train/cat.2.jpg": grayscale}) == expected
+
+
+def test_a_cmyk_copy_loses_to_the_rgb_original_it_is_larger_than_but_beats_a_palette_copy():
+    original, cmyk = jpeg(3), WORSE_COPIES["cmyk"](3)
+    palette = encode(photo(3).convert("P"), "BMP")
+    assert len(cmyk) > 2 * len(original) and len(palette) > len(cmyk)
+    kept = {screen_image("x", "cat", data, 32).sha256: name for name, data in [("rgb", original), ("cmyk", cmyk)]}
+    for copies in (
+        {"train/cat.1.jpg": original, "train/cat.2.jpg": cmyk},
+        {"train/cat.1.jpg": cmyk, "train/cat.2.jpg": original},
+    ):
+        assert [kept[sha] for sha in kept_content(copies)] == ["rgb"]
+    expected = {screen_image("x", "cat", cmyk, 32).sha256}
+    assert kept_content({"train/cat.1.jpg": palette, "train/cat.2.jpg": cmyk}) == expected
+    assert [colour_rank(mode) for mode in ("RGB", "RGBA", "CMYK", "YCbCr", "P", "L", "I;16", "1")] == [
+        0,
+        0,
+        1,
+        1,
+        2,
+        3,
+        3,
+        4,
+    ]
 
 
 def test_grayscale_copy_beats_a_larger_bilevel_copy():
@@ -663,3 +726,42 @@ def test_real_mini_archive(tmp_path):
             assert sum(1 for r in rows if r["split"] == split and r["label"] == label) == n
     assert len({r["sha256"] for r in rows}) == 600
     assert len(rows) + len(rejected) <= 1000
+
+
+# ---- a full disk ---------------------------------------------------------------------------
+
+FULL_DISK_PICK = """
+import json, os, sys
+from pathlib import Path
+from cnn_study.logs import run_logged
+from cnn_study.selection import select_images
+
+source, folder, report = sys.argv[1:]
+Path(folder, "filler").write_bytes(bytes(3 * 4096))  # the 16 kB file system has one page left: rejected.csv's
+try:
+    run_logged(f"{report}.log", select_images, source_path=source, manifest_path=f"{folder}/manifest.csv",
+               rejected_path=f"{folder}/rejected.csv", classes=["cat", "dog"], n_train=4, n_val=2, seed=0,
+               min_size=32, near_duplicate_distance=6)
+finally:
+    Path(report).write_text(json.dumps(sorted(os.listdir(folder))))  # the tmpfs leaves with this process
+"""
+
+
+def test_a_pick_on_a_full_disk_is_one_disk_full_line_naming_the_manifest(tmp_path):
+    from helpers import run_on_small_disk
+
+    source = write_zip(tmp_path / "train.zip", competition_members(6))
+    folder, report = tmp_path / "out", tmp_path / "report.json"
+    result = run_on_small_disk(folder, "16k", FULL_DISK_PICK, str(source), str(folder), str(report))
+    if result is None:
+        pytest.skip("no user and mount namespace here to make a small file system")
+    assert result.returncode == 1, result.stderr[-2000:]
+    [line] = result.stderr.splitlines()
+    row_bytes = len("train/cat.0.jpg,") + 64 + len(",cat,,96,80,RGB\n")  # then the split: train or val
+    manifest_bytes = len(",".join(MANIFEST_COLUMNS)) + 1 + 12 * row_bytes + 8 * len("train") + 4 * len("val")
+    assert line == (
+        f"Error: {folder / 'manifest.csv'}: disk full, {manifest_bytes} bytes needed and 0 bytes "
+        "free on its file system; free space there (or run the workflow on a larger disk), then rerun "
+        f"(log: {tmp_path / 'report.json.log'})"
+    )
+    assert json.loads(report.read_text()) == ["filler", "rejected.csv"]  # no manifest.partial.csv

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import struct
 import tracemalloc
 import zipfile
@@ -268,3 +269,58 @@ def test_no_read_takes_more_than_the_bound(tmp_path, monkeypatch, kind):
             tracemalloc.stop()
         assert peak < 2**20
         assert source.read("train/dog.0.jpg") == jpeg(0)
+
+
+# ---- file names that are not UTF-8 ---------------------------------------------------------
+
+# Latin-1 names (an old camera's or archiver's), as bytes on a Linux file system: not UTF-8.
+LATIN1_NAMES = {b"train/cat.\xe9t\xe9.jpg": "train/cat.0.jpg", b"train/dog.\xe0_\xefle.jpg": "train/dog.0.jpg"}
+
+
+def write_bytes_names(folder, members: dict[bytes, bytes]):
+    """A folder whose file names are the given bytes (os.fsencode form), whatever the locale."""
+    for raw, data in members.items():
+        target = os.path.join(os.fsencode(folder), raw)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with open(target, "wb") as handle:
+            handle.write(data)
+    return folder
+
+
+def zip_with_raw_names(path, members: dict[bytes, bytes]):
+    """A zip whose member names are these bytes without the UTF-8 flag (as old Windows archivers write them):
+    zipfile writes ASCII stand-ins of the same length, whose bytes are then replaced."""
+    stand_ins = {raw: bytes(b if b < 128 else ord("~") for b in raw) for raw in members}
+    assert len(set(stand_ins.values())) == len(stand_ins)
+    write_zip(path, {stand_ins[raw].decode(): data for raw, data in members.items()})
+    data = path.read_bytes()
+    for raw, stand_in in stand_ins.items():
+        assert data.count(stand_in) == 2  # the local header and the central directory
+        data = data.replace(stand_in, raw)
+    path.write_bytes(data)
+    return path
+
+
+def test_a_folder_name_that_is_not_utf8_reads_as_in_a_zip(tmp_path):
+    members = {raw: competition_members(1)[name] for raw, name in LATIN1_NAMES.items()}
+    folder = ImageSource(write_bytes_names(tmp_path / "photos", members))
+    archive = ImageSource(zip_with_raw_names(tmp_path / "photos.zip", members))
+    expected = sorted(raw.decode("cp437") for raw in LATIN1_NAMES)
+    assert expected == ["train/cat.ΘtΘ.jpg", "train/dog.α_∩le.jpg"]
+    assert folder.names == archive.names == expected
+    for raw, name in zip(sorted(LATIN1_NAMES), expected, strict=True):
+        assert folder.read(name) == archive.read(name) == members[raw]
+        name.encode("utf-8")  # a name any manifest can hold
+    assert [c.file for c in folder.candidates(CLASSES)[1]] == expected
+
+
+def test_two_files_whose_names_read_the_same_refuse_the_folder(tmp_path):
+    folder = write_bytes_names(
+        tmp_path / "photos", {b"train/cat.\xe9.jpg": jpeg(1), "train/cat.Θ.jpg".encode(): jpeg(2)}
+    )
+    with pytest.raises(SourceError) as error:
+        ImageSource(folder)
+    assert str(error.value) == (
+        f"{folder}: the files b'train/cat.\\xce\\x98.jpg' and b'train/cat.\\xe9.jpg' both read as 'train/cat.Θ.jpg' "
+        "(a name that is not UTF-8 is read as cp437); rename one"
+    )

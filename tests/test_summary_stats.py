@@ -8,48 +8,34 @@ import pytest
 
 from cnn_study.metrics import run_metrics
 from cnn_study.summary_stats import (
+    PAIR_COLUMNS,
     compare_groups,
     compare_optimizers,
+    compare_pairs,
     holm,
     mean_ci,
     mean_curves,
     min_mannwhitney_p,
     min_seeds_needed,
+    seeds_for_comparisons,
     summarize_runs,
     tuned_learning_rates,
 )
+from conftest import history, tagged
 
 T_975_DF2 = 4.302652729911275  # t(0.975, 2), from tables
 T_975_DF1 = 12.706204736174705  # t(0.975, 1)
 
 
-def run(model, opt, seed, accs, lr=0.001, val=None, loss=None, val_loss=None, seconds=10.0):
-    """Rows of one run from a list of per-epoch training accuracies."""
-    n = len(accs)
+def run(model, opt, seed, accs, lr=0.001, val=None, loss=None, val_loss=None, seconds=10.0, arm="paper"):
+    """One run's epochs from its per-epoch training accuracies (validation accuracy: accuracy - 0.05)."""
     val = val if val is not None else [a - 0.05 for a in accs]
-    loss = loss if loss is not None else [1.0 - a for a in accs]
-    val_loss = val_loss if val_loss is not None else [1.1 - v for v in val]
-    return [
-        dict(
-            model=model,
-            optimizer=opt,
-            lr=lr,
-            seed=seed,
-            phase="frozen" if e < 2 else "fine_tune",
-            epoch=e + 1,
-            loss=loss[e],
-            accuracy=accs[e],
-            val_loss=val_loss[e],
-            val_accuracy=val[e],
-            epoch_seconds=seconds,
-            images_per_second=100.0,
-        )
-        for e in range(n)
-    ]
+    rows = history(accs, warmup=2, loss=loss, val_accuracy=val, val_loss=val_loss, seconds=seconds)
+    return tagged(rows, arm=arm, model=model, optimizer=opt, lr=lr, seed=seed)
 
 
 def frame(*runs):
-    return pd.DataFrame([r for rr in runs for r in rr])
+    return pd.concat(runs, ignore_index=True)
 
 
 def per_run(epochs, target=0.9, final_epochs=1):
@@ -176,7 +162,7 @@ def test_summarize_columns_and_sorting():
         run("resnet50", "adam", 0, [0.5, 0.9]),
     )
     s = summary_of(df, 0.8)
-    assert list(zip(s.model, s.optimizer, s.lr)) == [
+    assert list(zip(s.model, s.optimizer, s.lr, strict=True)) == [
         ("inceptionv3", "sgd", 0.001),
         ("resnet50", "adam", 0.001),
         ("resnet50", "sgd", 0.001),
@@ -252,7 +238,7 @@ def test_mean_curves_by_hand():
         run("resnet50", "adam", 0, [0.8, 0.85]),
     )
     c = mean_curves(df, "accuracy")
-    assert list(c.columns[:4]) == ["model", "optimizer", "lr", "epoch"]
+    assert list(c.columns[:5]) == ["arm", "model", "optimizer", "lr", "epoch"]
     for col in ("mean", "ci95_low", "ci95_high", "n"):
         assert col in c.columns
     sgd2 = c[(c.optimizer == "sgd") & (c.epoch == 2)].iloc[0]
@@ -492,7 +478,7 @@ def test_tuned_learning_rate_ties_go_to_the_smaller_lr_and_an_unmeasured_lr_is_n
     df = pd.concat([df, final_only("inceptionv3", "sgd", [0.5, 0.5], lr=0.1)])
     summary = summarize_runs(df)
     tuned = tuned_learning_rates(summary)
-    assert list(zip(tuned.model, tuned.optimizer, tuned.lr)) == [
+    assert list(zip(tuned.model, tuned.optimizer, tuned.lr, strict=True)) == [
         ("inceptionv3", "sgd", 0.1),
         ("resnet50", "adam", 0.001),
         ("resnet50", "sgd", 0.001),
@@ -506,7 +492,7 @@ def test_mean_curves_of_a_loss_are_not_clipped_and_all_columns_come_in_order():
         run("resnet50", "sgd", 1, [0.5, 0.9], loss=[0.02, 0.3]),
     )
     c = mean_curves(df, "loss")
-    assert list(c.columns) == ["model", "optimizer", "lr", "epoch", "mean", "std", "ci95_low", "ci95_high", "n"]
+    assert list(c.columns) == ["arm", "model", "optimizer", "lr", "epoch", "mean", "std", "ci95_low", "ci95_high", "n"]
     first = c.iloc[0]
     assert first["std"] == pytest.approx(math.sqrt(2) * 0.01)
     assert first["ci95_low"] == pytest.approx(0.01 - T_975_DF1 * 0.01) and first["ci95_low"] < 0
@@ -756,5 +742,66 @@ def test_the_learning_rate_is_the_one_in_the_data_and_refusals_list_the_choices(
         compare_optimizers(df, "resnet50")
     with pytest.raises(ValueError, match=r"^lr=0\.5 not in the data \(have \[0\.001, 0\.1\]\)$"):
         compare_optimizers(df, "resnet50", lr=0.5)
-    with pytest.raises(ValueError, match=r"^unknown metric 'nope'; one of model, optimizer, lr, seed, "):
+    with pytest.raises(ValueError, match=r"^unknown metric 'nope'; one of arm, model, optimizer, lr, seed, "):
         compare_optimizers(df, "resnet50", metric="nope")
+
+
+# --------------------------------------------------------------------------- arms
+def test_arms_are_summarized_and_tuned_apart():
+    df = pd.concat(
+        [
+            final_only("resnet50", "sgd", [0.90, 0.92], lr=0.001).assign(arm="paper"),
+            final_only("resnet50", "sgd", [0.80, 0.82], lr=0.01).assign(arm="paper"),
+            final_only("resnet50", "sgd", [0.70, 0.72], lr=0.001).assign(arm="no_augmentation"),
+            final_only("resnet50", "sgd", [0.95, 0.97], lr=0.01).assign(arm="no_augmentation"),
+        ]
+    )
+    summary = summarize_runs(df)
+    assert list(zip(summary.arm, summary.lr, summary.final_val_accuracy_mean.round(4), strict=True)) == [
+        ("no_augmentation", 0.001, 0.71),
+        ("no_augmentation", 0.01, 0.96),
+        ("paper", 0.001, 0.91),
+        ("paper", 0.01, 0.81),
+    ]
+    assert summary.loc[summary["tuned"], ["arm", "lr"]].values.tolist() == [["no_augmentation", 0.01], ["paper", 0.001]]
+    assert tuned_learning_rates(summary)[["arm", "lr"]].values.tolist() == [["no_augmentation", 0.01], ["paper", 0.001]]
+    curves = mean_curves(pd.concat([run("resnet50", "sgd", 0, [0.5, 0.9], arm=a) for a in ("x", "paper")]), "loss")
+    assert curves["arm"].tolist() == ["paper", "paper", "x", "x"]
+
+
+# --------------------------------------------------------------------------- compare_pairs
+def test_compare_pairs_tests_each_comparison_and_corrects_over_all_of_them():
+    comparisons = {
+        "resnet50 sgd": ([0.6, 0.7, 0.8, 0.9, 1.0], [0.1, 0.2, 0.3, 0.4, 0.5]),  # separated: p = 2/252
+        "resnet50 adam": ([0.1, 0.3, 0.5, 0.7, 0.9], [0.2, 0.4, 0.6, 0.8, 1.0]),  # interleaved
+        "inceptionv3 sgd": ([0.1, 0.2, 0.3, 0.4, 0.5], [0.6, 0.7, 0.8, 0.9, 1.0, np.nan]),  # the other way
+    }
+    pairs = compare_pairs(comparisons)
+    assert list(pairs.columns) == PAIR_COLUMNS
+    assert pairs["label"].tolist() == list(comparisons)
+    assert pairs["p_value"].tolist()[0] == pytest.approx(2 / 252)
+    assert pairs["p_value"].tolist()[1] == pytest.approx(0.6905, abs=1e-4)  # exact: 174 of 252 splits
+    assert pairs["p_holm"].tolist() == pytest.approx([3 * 2 / 252, 0.6905, 3 * 2 / 252], abs=1e-4)  # largest: * 1
+    assert pairs["significant"].tolist() == [True, False, True]
+    assert pairs["a_better"].tolist() == [True, None, False]
+    assert pairs["n_b"].tolist() == [5, 5, 5]  # NaN dropped
+    assert pairs["rank_biserial"].tolist()[0] == 1.0 and pairs["method"].tolist()[0] == "exact"
+    lower = compare_pairs(comparisons, higher_is_better=False)
+    assert lower["a_better"].tolist() == [False, None, True]
+    assert compare_pairs(comparisons, alpha=0.02)["significant"].tolist() == [False, False, False]
+
+
+def test_compare_pairs_ranks_infinity_last_and_leaves_single_runs_untested():
+    pairs = compare_pairs({"diverged": ([np.inf, np.inf], [0.1, 0.2]), "one run": ([0.5], [0.1, 0.2])})
+    assert pairs["rank_biserial"].tolist()[0] == 1.0 and pairs["mean_a"].isna().tolist() == [True, False]
+    assert pairs["method"].tolist()[1] == "not run (n<2)" and math.isnan(pairs["p_holm"].tolist()[1])
+    assert pairs["p_holm"].tolist()[0] == pytest.approx(1 / 3)  # the only test run: Holm over one
+    assert pairs["min_achievable_p"].tolist() == pytest.approx([1 / 3, 2 / 3])
+    assert compare_pairs({}).empty and list(compare_pairs({}).columns) == PAIR_COLUMNS
+
+
+def test_seeds_for_comparisons_under_holm():
+    # 4 seeds per side: min p = 2/70 = 0.0286 < 0.05 alone; 6 comparisons need 5 (6 * 2/252 = 0.048); 7 need 6
+    assert [seeds_for_comparisons(m) for m in (0, 1, 2, 6, 7)] == [4, 4, 5, 5, 6]
+    assert seeds_for_comparisons(1, alpha=0.01) == 5  # 2/252 = 0.0079
+    assert min_seeds_needed(3) == seeds_for_comparisons(3)

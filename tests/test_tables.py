@@ -22,8 +22,8 @@ METRICS = [
 ]
 
 
-def row(model, opt, n, final_val, lr=0.001, std=0.0123, ett=7.0, reached=None, seconds=1234.4):
-    r = dict(model=model, optimizer=opt, lr=lr, n=n, n_epochs=50, target_accuracy=0.95)
+def row(model, opt, n, final_val, lr=0.001, std=0.0123, ett=7.0, reached=None, seconds=1234.4, arm="paper"):
+    r = dict(arm=arm, model=model, optimizer=opt, lr=lr, n=n, n_epochs=50, target_accuracy=0.95)
     for m in METRICS:
         base = final_val if m == "final_val_accuracy" else 0.9234 if "accuracy" in m else 0.1234
         r[f"{m}_mean"] = base
@@ -63,7 +63,8 @@ def md_tables(md):
 def test_markdown_structure_and_values():
     md = summary_markdown(summary())
     t = md_tables(md)
-    assert list(t) == ["InceptionV3", "ResNet50"]
+    assert list(t) == ["ResNet50", "InceptionV3"]  # the model registry's order
+    assert md.startswith("## Arm paper\n\n### ResNet50\n")
     head = t["ResNet50"][0]
     assert head[:3] == ["Optimizer", "LR", "Seeds"]
     assert "Final val acc (%)" in head and "Epochs to 95%" in head and "Final val loss" in head
@@ -136,6 +137,7 @@ def test_tables_from_real_summary():
             for e in (1, 2):
                 rows.append(
                     dict(
+                        arm="paper",
                         model="resnet50",
                         optimizer=opt,
                         lr=0.001,
@@ -192,6 +194,37 @@ def test_tuned_view_lists_the_tuned_rows_only_when_there_are_several_learning_ra
     frame["tuned"] = [True] * 5 + [False]
     md = summary_markdown(frame)
     tuned = md.split("### Tuned learning rates")[1]
-    assert "| ResNet50 | SGD | 0.001 | 3 | 97.1 ± 1.2 | 92.3 ± 1.2 |" in tuned
+    assert "| paper | ResNet50 | SGD | 0.001 | 3 | 97.1 ± 1.2 | 92.3 ± 1.2 |" in tuned
     assert "0.01 |" not in tuned
     assert "final = mean of the last k epochs" in md
+
+
+def test_each_arm_gets_its_own_section_saying_what_it_changes():
+    frame = pd.concat(
+        [summary(), pd.DataFrame([row("resnet50", "sgd", 1, 0.8, arm="no_augmentation")])], ignore_index=True
+    )
+    arms = pd.DataFrame(
+        {
+            "arm": ["paper", "no_augmentation"],
+            "reference": [True, False],
+            "changes": ["{}", '{"training.augmentation.enabled": false}'],
+            "described": ["", "training.augmentation.enabled=false"],
+        }
+    )
+    md = summary_markdown(frame, arms)
+    headings = [line for line in md.splitlines() if line.startswith("## ")]
+    assert headings == [
+        "## Arm paper (the reference arm)",
+        "## Arm no_augmentation: training.augmentation.enabled=false",
+    ]
+    other = md.split(headings[1])[1]
+    assert md_tables(other)["ResNet50"][1][0] == "**SGD**"  # best of its own arm, not compared across arms
+    assert "\\textit{no\\_augmentation: ResNet50}" in summary_latex(frame)
+    assert summary_markdown(frame).count("## Arm no_augmentation\n") == 1  # without arms.csv: the name alone
+    # Arms in the study's order (arms.csv), whatever order the summary's rows are in.
+    reordered = summary_markdown(frame.iloc[::-1], arms)
+    assert [line for line in reordered.splitlines() if line.startswith("## ")] == headings
+    backwards = arms.iloc[::-1]
+    assert [line for line in summary_markdown(frame, backwards).splitlines() if line.startswith("## ")] == headings[
+        ::-1
+    ]

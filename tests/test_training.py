@@ -22,49 +22,22 @@ import pandas as pd
 import pytest
 
 from cnn_study.provenance import settings_hash
-from cnn_study.training import (
-    HISTORY_COLUMNS,
-    TIMING_COLUMNS,
-    backup_metadata,
-    completed_epochs,
-    epoch_order,
-    keep_history_rows,
-    phase_plan,
-    phase_spans,
-    prepare_resume_dir,
-    steps_per_execution_for,
-    write_history,
-)
+from cnn_study.resume_state import backup_metadata, completed_epochs, keep_history_rows, prepare_resume_dir
+from cnn_study.schedule import epoch_order, phase_plan, phase_spans, steps_per_execution_for
+from cnn_study.training import HISTORY_COLUMNS, TIMING_COLUMNS, write_history
+from conftest import run_settings_for
 
 ROOT = Path(__file__).resolve().parents[1]
 JOB = Path(__file__).resolve().with_name("training_job.py")
 JOB_TIMEOUT = 420
 
 
-def make_settings(model="alexnet", size=67, mode="fine_tune", epochs=4, warmup=1, **overrides):
-    settings = {
-        "model": model,
-        "input_size": size,
-        "weights": "none",
-        "optimizer": "adam",
-        "optimizer_params": {},
-        "learning_rate": 0.001,
-        "seed": 7,
-        "batch_size": 4,
-        "epochs": epochs,
-        "loss": "categorical_crossentropy",
-        "metrics": ["accuracy"],
-        "protocol": {"mode": mode, "warmup_epochs": warmup, "unfreeze_top_layers": "all"},
-        "head": {"dropout": 0.5},
-        "augmentation": {"enabled": True, "flip": "horizontal", "rotation": 0.1, "zoom": 0.1},
-        "deterministic": True,
-        "jit_compile": False,
-        "steps_per_execution": 1,
-        "precision": "float32",
-        "classes": ["cat", "dog"],
-    }
-    settings.update(overrides)
-    return settings
+def make_settings(model="alexnet", size=67, mode="fine_tune", epochs=4, warmup=1, **training):
+    """A small run's settings, built as the train rule builds them (conftest.run_settings_for)."""
+    protocol = {"mode": mode, "warmup_epochs": warmup, **training.pop("protocol", {})}
+    learning_rate = training.pop("learning_rate", 0.001)
+    training = {"batch_size": 4, "jit_compile": False, **training}
+    return run_settings_for(model, size, "adam", learning_rate, 7, epochs=epochs, protocol=protocol, **training)
 
 
 def make_data(directory: Path, size: int, train: int = 8, val: int = 4) -> dict:
@@ -234,6 +207,29 @@ def test_epoch_batches_are_a_pure_function_of_the_batch_index():
     np.testing.assert_array_equal(batches[1][0][:, 0], batches[1][1])  # images and labels stay paired
 
 
+@pytest.mark.parametrize("count", [12, 10])  # batch 4 divides 12; 10 ends each epoch with a batch of 2
+def test_the_tensorflow_feed_gives_the_batches_of_epoch_batches(count):
+    """epoch_dataset (tf.data, TensorFlow's feed) yields exactly EpochBatches' batches, epoch after epoch, with
+    the images and labels paired; where the batch size divides the set, every batch has a static shape."""
+    import keras
+    import tensorflow as tf
+
+    from cnn_study.training_callbacks import EpochBatches, epoch_dataset, training_batches
+
+    x = (np.arange(count)[:, None, None, None] * np.ones((1, 2, 2, 3))).astype(np.uint8)
+    y = keras.utils.to_categorical(np.arange(count) % 2, 2).astype("float32")
+    dataset = epoch_dataset(x, y, batch_size=4, seed=3, first_epoch=2, end_epoch=4)
+    expected = EpochBatches(x, y, batch_size=4, seed=3, first_epoch=2)
+    batches = [(images.numpy(), labels.numpy()) for images, labels in dataset]
+    assert len(batches) == 2 * expected.steps
+    for index, (images, labels) in enumerate(batches):
+        np.testing.assert_array_equal(images, expected[index][0])
+        np.testing.assert_array_equal(labels, expected[index][1])
+    assert dataset.element_spec[0].shape.as_list() == ([4, 2, 2, 3] if count % 4 == 0 else [None, 2, 2, 3])
+    assert dataset.element_spec[0].dtype == tf.uint8
+    assert isinstance(training_batches(x, y, 4, 3, 2, 4), tf.data.Dataset)  # TensorFlow is the tests' backend
+
+
 def test_history_rows_beyond_backup_are_dropped_and_epochs_made_one_based(tmp_path):
     partial = tmp_path / "partial.csv"
     rows = pd.DataFrame({column: [0.5, 0.25, 0.125] for column in HISTORY_COLUMNS})
@@ -254,6 +250,28 @@ def test_backup_counts_only_when_committed(tmp_path):
     assert completed_epochs(tmp_path) == 0  # metadata naming a file that is not there
     (tmp_path / "epoch-0003.weights.h5").write_bytes(b"")
     assert completed_epochs(tmp_path) == 3 and backup_metadata(tmp_path)["weights"] == "epoch-0003.weights.h5"
+
+
+def test_a_backup_that_fills_the_disk_is_a_disk_full_error_and_leaves_the_last_commit(tmp_path, monkeypatch):
+    import errno
+
+    from cnn_study.files import DiskFullError
+    from cnn_study.training_callbacks import AsyncBackup
+
+    backup = AsyncBackup(tmp_path / "backup")
+    backup._write(1, [np.zeros(4)])
+    backup.wait()
+
+    def half_then_full(handle, *arrays):
+        handle.write(b"x" * 1000)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", half_then_full)
+    backup._write(2, [np.ones(4)])
+    with pytest.raises(DiskFullError, match=r"epoch-0002\.npz: disk full after 1000 bytes written, \d+ bytes free"):
+        backup.wait()
+    assert sorted(p.name for p in (tmp_path / "backup").iterdir()) == ["epoch-0001.npz", "training_metadata.json"]
+    assert completed_epochs(tmp_path / "backup") == 1
 
 
 def test_resume_folder_of_other_settings_is_discarded(tmp_path):
@@ -335,12 +353,13 @@ def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path, alexnet_data, r
 def test_steps_per_execution_keeps_history_callbacks_and_resume(tmp_path):
     """steps_per_execution 4 on 8 steps per epoch (two device calls an epoch), killed after epoch 1 and
     resumed: the history equals an uninterrupted run with one step per call, bit for bit, and every
-    epoch gets its row, phase, progress line and backup."""
+    epoch gets its row, phase, progress line and backup. Both with the demo's recomputed batch-norm
+    statistics, which the backup must carry for the resumed epochs to validate the same."""
     data = make_data(tmp_path / "cache", 67, train=16, val=4)
-    plain = make_settings(epochs=3, batch_size=2)
+    plain = make_settings(epochs=3, batch_size=2, batch_norm_statistics="recomputed")
     reference = Job(tmp_path / "reference", plain, data)
     run = tmp_path / "run"
-    settings = make_settings(epochs=3, batch_size=2, steps_per_execution=4)
+    settings = make_settings(epochs=3, batch_size=2, steps_per_execution=4, batch_norm_statistics="recomputed")
     assert Job(run, settings, data, attempt=1, keep="full").kill_after_backup(1) == 1
     resumed = Job(run, settings, data, attempt=2, keep="full").finish()  # full: model.keras keeps compile()'s config
     log = resumed.text()
@@ -439,7 +458,7 @@ def test_model_and_run_json(finished_reference):
 def test_torch_backend_trains(tmp_path, alexnet_data):
     """The same code on KERAS_BACKEND=torch: frozen warm-up epoch, phase switch, fine_tune epoch,
     backups, model.keras (AlexNet: ResNet50's eager backward pass is slow on 2 CPU cores)."""
-    job = Job(tmp_path / "run", make_settings(epochs=2), alexnet_data, backend="torch").finish()
+    job = Job(tmp_path / "run", make_settings(epochs=2, backend="torch"), alexnet_data, backend="torch").finish()
     history = job.history()
     assert list(history.columns) == HISTORY_COLUMNS
     assert history["phase"].tolist() == ["frozen", "fine_tune"]

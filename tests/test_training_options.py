@@ -4,7 +4,7 @@ batch normalization; a resumed run still equals an uninterrupted one."""
 import numpy as np
 import pytest
 
-from cnn_study.training import PLATEAU_FACTOR, PLATEAU_PATIENCE, plateau_learning_rate
+from cnn_study.schedule import PLATEAU_FACTOR, PLATEAU_PATIENCE, plateau_learning_rate
 from test_training import Job, make_data, make_settings, untimed
 
 

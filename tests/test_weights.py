@@ -23,7 +23,9 @@ from keras.src.utils import file_utils  # noqa: E402
 from cnn_study import settings  # noqa: E402
 from cnn_study import weights as W  # noqa: E402
 from cnn_study.model_specs import MODEL_SPECS  # noqa: E402
+from cnn_study.settings import load_schema
 from cnn_study.weights import WeightsError, fetch_weights, weights_url  # noqa: E402
+from conftest import study_config
 
 # Keras/TF internals, not this code.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
@@ -181,7 +183,10 @@ def test_file_names_match_keras(model):
 def test_urls_match_keras(model):
     assert weights_url(model, KERAS_ROOT) == KERAS_URLS[model]
     assert weights_url(model, KERAS_ROOT + "/") == KERAS_URLS[model]
-    assert weights_url(model) == KERAS_URLS[model]  # default base_url is Keras' root
+    assert (
+        weights_url(model, load_schema()["properties"]["weights"]["properties"]["base_url"]["default"])
+        == (KERAS_URLS[model])
+    )  # the schema's default (weights.base_url) is Keras' root
 
 
 def test_published_hashes_match_keras():
@@ -209,27 +214,26 @@ def test_published_hashes_are_md5():
 def test_config_check_accepts_imagenet_exactly_where_fetch_can_verify(model):
     """The config check and fetch_weights agree: weights: imagenet passes the check only for a model whose
     download fetch_weights can verify against a published hash."""
-    config = {"grid": {"models": [model]}, "models": {model: {"weights": "imagenet"}}}
+    overlay = {"grid": {"models": [model]}, "models": {model: {"weights": "imagenet"}}}
     try:
         W.expected_hash_of(model)
     except WeightsError:
         with pytest.raises(settings.ConfigError) as exc:
-            settings.check_config(config)
+            study_config(overlay)
         assert _one_line(exc).startswith(f"invalid config: models.{model}.weights = imagenet, but ")
     else:
-        settings.check_config(config)
+        study_config(overlay)
 
 
 def test_config_check_refuses_unverifiable_imagenet_weights():
-    config = {"grid": {"models": ["mobilenetv2"]}, "models": {}}  # imagenet is the registry's default
     with pytest.raises(settings.ConfigError) as exc:
-        settings.check_config(config)
+        study_config({"grid": {"models": ["mobilenetv2"]}})  # imagenet is the registry's default
     assert _one_line(exc) == (
         "invalid config: models.mobilenetv2.weights = imagenet, but Keras publishes no hash for MobileNetV2's "
         "ImageNet weights, so their download cannot be verified; set models.mobilenetv2.weights to none or "
         "to a weight file you trust"
     )
-    settings.check_config({"grid": {"models": ["mobilenetv2"]}, "models": {"mobilenetv2": {"weights": "none"}}})
+    study_config({"grid": {"models": ["mobilenetv2"]}, "models": {"mobilenetv2": {"weights": "none"}}})
 
 
 # --- fetching -------------------------------------------------------------------

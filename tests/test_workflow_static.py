@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from cnn_study.figure_names import FIGURES, pdf_key
-from cnn_study.metrics import EPOCH_COLUMNS
+from cnn_study.metric_columns import EPOCH_COLUMNS
 from helpers import REPO, copy_workflow, snakemake
 
 
@@ -41,7 +41,8 @@ def test_dry_run_of_the_demo_needs_no_download(tmp_path):
         ("foo=1", "unknown key foo"),
         ('grid={"models": ["resnet51"]}', "grid.models.0: 'resnet51' is not one of"),
         ('training={"epochs": "ten"}', "training.epochs: expected integer"),
-        ('optimizers={"adamx": {}}', "optimizers: 'adamx' is not one of"),
+        ('optimizers={"adamx": {}}', "unknown key optimizers.adamx: allowed keys here are adagrad, adam, adamw"),
+        ('arms={"short": {"training": {"epochs": 0}}}', "arm short: training.epochs: 0 is less than the minimum of 1"),
         ('dataset={"n_trian": 3}', "unknown key dataset.n_trian"),
         ('grid={"models": ["mobilenetv2"]}', "models.mobilenetv2.weights = imagenet, but Keras publishes no hash"),
     ],
@@ -70,6 +71,7 @@ def test_plot_model_figures_writes_exactly_the_outputs_its_rule_declares(tmp_pat
     epochs.parent.mkdir(parents=True)
     rows = [
         {
+            "arm": "paper",
             "model": "resnet50",
             "optimizer": optimizer,
             "lr": 0.001,
@@ -87,10 +89,28 @@ def test_plot_model_figures_writes_exactly_the_outputs_its_rule_declares(tmp_pat
         for epoch in (1, 2, 3)
     ]
     pd.DataFrame(rows, columns=EPOCH_COLUMNS).to_csv(epochs, index=False)
-    targets = [f"results/figures/resnet50_{name}.png" for name in FIGURES]
+    targets = [f"results/figures/paper/resnet50_{name}.png" for name in FIGURES]
     snakemake(workdir, *targets, "--cores", "1", "--allowed-rules", "plot_model_figures")
-    written = sorted(path.name for path in (workdir / "results" / "figures").iterdir())
+    written = sorted(path.name for path in (workdir / "results" / "figures" / "paper").iterdir())
     assert written == sorted(f"resnet50_{name}.{kind}" for name in FIGURES for kind in ("png", "pdf"))
     assert pdf_key("loss") == "loss_pdf"
     for name in FIGURES:
         assert (REPO / "report" / f"{name}.rst").is_file(), f"report/{name}.rst: the caption of figure {name}"
+
+
+def test_numbers_given_with_config_on_the_command_line_are_accepted(tmp_path):
+    """Snakemake hands nested --config values over as text ('5'): the workflow converts them to the schema's types."""
+    workdir = copy_workflow(tmp_path / "wf")
+    result = snakemake(
+        workdir,
+        "-n",
+        "--configfile",
+        "config.yaml",
+        "configs/demo.yaml",
+        "--config",
+        'training={"epochs": 5}',
+        'dataset={"n_train": 20}',
+        'grid={"seeds": [0, 1]}',
+    )
+    planned = set(re.findall(r"results/runs/paper/\w+/\w+/lr0\.001/seed(\d)/history\.csv", result.stdout))
+    assert planned == {"0", "1"}

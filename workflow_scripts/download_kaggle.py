@@ -13,4 +13,5 @@ run_logged(
     file_name=snakemake.params.file_name,
     dest=Path(snakemake.output.archive),
     endpoint=snakemake.params.endpoint,
+    network=dict(snakemake.params.network),
 )

@@ -8,5 +8,6 @@ run_logged(
     write_tables,
     runs_path=snakemake.input.runs,
     summary_path=snakemake.input.summary,
+    arms_path=snakemake.input.arms,
     outputs=dict(snakemake.output.items()),
 )

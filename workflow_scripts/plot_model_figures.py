@@ -7,6 +7,7 @@ run_logged(
     snakemake.log[0],
     plot_model,
     epochs_path=snakemake.input.epochs,
+    arm=snakemake.wildcards.arm,
     model=snakemake.wildcards.model,
     outputs=dict(snakemake.output.items()),
 )

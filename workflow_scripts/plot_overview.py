@@ -7,6 +7,7 @@ run_logged(
     snakemake.log[0],
     plot_overview,
     epochs_path=snakemake.input.epochs,
+    arm=snakemake.wildcards.arm,
     png=snakemake.output.png,
     pdf=snakemake.output.pdf,
 )

@@ -1,5 +1,5 @@
 """Classify a folder or zip of images with a finished run:
-python workflow_scripts/predict.py results/runs/resnet50/sgd/lr0.001/seed0 my_photos/ -o predictions.csv"""
+python workflow_scripts/predict.py results/runs/paper/resnet50/sgd/lr0.001/seed0 my_photos/ -o predictions.csv"""
 
 import os
 import sys

@@ -6,8 +6,8 @@ warnings, tracebacks) to a file of its own beside the rule's log, never deleted 
 the attempt (the how-many-th start of this run: counted from the files there, so retries within one
 Snakemake invocation, later invocations and Slurm requeues all get their own) and the Slurm job id:
 
-    logs/train/{model}/{optimizer}/lr{lr}/seed{seed}.log                  the rule's log: a few lines
-    logs/train/{model}/{optimizer}/lr{lr}/seed{seed}/attempt2-slurm18.log  attempt 2's full log
+    logs/train/<run path>.log                    the rule's log: a few lines (run path: cnn_study.run_layout)
+    logs/train/<run path>/attempt2-slurm18.log   attempt 2's full log
 
 The rule's log is what `show-failed-logs` prints after a failed attempt: which attempt and Slurm job
 it was, the epoch it reached, how it ended (finished, stopped by SIGTERM, failed with what) and where
@@ -24,7 +24,8 @@ import socket
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cnn_study.training import BACKUP_FOLDER, completed_epochs
+from cnn_study.resume_state import completed_epochs
+from cnn_study.run_layout import backup_folder
 
 
 def attempt_folder(rule_log: str | Path) -> Path:
@@ -54,7 +55,7 @@ def attempt_log_path(rule_log: str | Path, attempt: int, slurm_job_id: str | Non
 
 def epochs_done(resume_dir: str | Path) -> int:
     """Epochs the run's backup covers: where the next attempt resumes."""
-    return completed_epochs(Path(resume_dir) / BACKUP_FOLDER)
+    return completed_epochs(backup_folder(resume_dir))
 
 
 def last_line(path: str | Path) -> str:

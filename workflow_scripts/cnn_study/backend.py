@@ -20,7 +20,10 @@ BACKEND_PACKAGES = {
     "jax": ("jax", "requirements-jax.txt"),
     "torch": ("torch", "requirements-torch.txt"),
 }
-GPU_SETUP = "pip install -r requirements-gpu.txt (or snakemake --use-conda, which then uses envs/train-gpu.yaml)"
+GPU_SETUP = (
+    "pip install -r requirements-gpu.txt (or, with snakemake --use-conda, envs/train-gpu.yaml: give the train rule "
+    "train_env: gpu in your profile's set-resources, as profiles/local and slurm/ do)"
+)
 # XLA:GPU picks kernels by timing them (autotuning) and reduces with atomics; this flag makes it choose
 # deterministic kernels and no atomics ("Guarantees run-to-run determinism on GPU"). XLA reads XLA_FLAGS
 # once, when jax first starts a backend, so it is set before that. XLA:CPU is deterministic anyway.

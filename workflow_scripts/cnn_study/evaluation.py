@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from cnn_study.backend import configure_backend
+from cnn_study.files import write_text
 from cnn_study.image_cache import load_split
 from cnn_study.run_model import load_run_model
 
@@ -33,8 +34,5 @@ def evaluate_run(
         "test_correct": correct,
         "test_images": int(len(labels)),
     }
-    output_path = Path(output_path)
-    partial = output_path.with_name(output_path.name + ".partial")
-    partial.write_text(json.dumps(result, indent=2) + "\n")
-    partial.replace(output_path)
+    write_text(output_path, json.dumps(result, indent=2))
     return result

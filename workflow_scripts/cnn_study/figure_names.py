@@ -4,7 +4,7 @@ Importable without matplotlib: rules/common.smk reads it at parse time to name t
 """
 
 # figure name -> (column of epochs.csv it plots, axis label). Each is written as
-# results/figures/{model}_{name}.png (shown in the report) and as a PDF.
+# results/figures/{arm}/{model}_{name}.png (shown in the report) and as a PDF.
 FIGURES = {
     "accuracy": ("accuracy", "training accuracy"),
     "loss": ("loss", "training loss"),
@@ -16,3 +16,7 @@ FIGURES = {
 def pdf_key(name: str) -> str:
     """The output key of a figure's PDF in rule plot_model_figures; its PNG's key is the figure name."""
     return f"{name}_pdf"
+
+
+#: The figure that compares the arms (results/figures/arms.png and .pdf): final accuracy per arm and optimizer.
+ARM_FIGURE = "arms"

@@ -6,8 +6,9 @@ pixel values 0..255 with no normalisation (each model's own preprocessing comes 
 ``{split}_labels.npy`` -- int64 indices into the configured class list. Rows follow manifest.csv.
 Images load with ``numpy.load(path, mmap_mode="r")`` (see :func:`load_split`).
 
-Resize method: each picked file is decoded in full from the source (no JPEG draft scaling; EXIF
-orientation not applied) and converted to RGB by ``screening.to_rgb`` (grayscale, palette and CMYK
+Resize method: each picked file is decoded in full from the source (no JPEG draft scaling, except for
+a JPEG over ``screening.MAX_FULL_DECODE_PIXELS``, which decodes at 1/2, 1/4 or 1/8 scale, the largest
+under that limit, to bound memory; EXIF orientation not applied) and converted to RGB by ``screening.to_rgb`` (grayscale, palette and CMYK
 converted; 16-bit values scaled to 8 bits; transparency composited onto white; an animated GIF's
 first frame). It is then resized straight to size x size with Pillow's ``Image.resize`` and the
 BILINEAR filter -- Pillow widens the filter's support when shrinking, so downscaling is
@@ -17,7 +18,10 @@ filters differ: ``load_img``/``flow_from_directory`` use nearest neighbour and
 ``image_dataset_from_directory`` TensorFlow's bilinear resize without antialiasing.
 
 Each file's bytes are checked against the manifest's sha256, so a source that changed since the
-pick is refused. Arrays are written under a temporary name and renamed when complete.
+pick is refused. Arrays are written under a temporary name and renamed when complete. Before any is
+written, the free space is checked against the size the cache needs; images are written with plain
+writes (no memory map, which a full disk turns into SIGBUS), and a full disk on the way is one line
+(files.DiskFullError) with every partial file removed.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from cnn_study.files import partial_path
+from cnn_study.files import DiskFullError, check_free_space, is_disk_full, partial_path
 from cnn_study.logs import progress_bar
 from cnn_study.screening import decode_rgb
 from cnn_study.sources import ImageSource
@@ -77,19 +81,27 @@ def _read_checked(source: ImageSource, source_path, row: dict) -> bytes:
     return data
 
 
+# An upper bound of a .npy file's header (numpy pads version 1 headers to a multiple of 64 bytes).
+NPY_HEADER_BYTES = 128
+
+
+def cache_bytes(counts: dict[str, int], size: int) -> int:
+    """The bytes a cache of these per-split image counts needs at this size: images, labels, headers."""
+    return sum(
+        2 * NPY_HEADER_BYTES + count * (size * size * 3 + np.dtype(np.int64).itemsize) for count in counts.values()
+    )
+
+
 def _write_images(source: ImageSource, source_path, picked: list[dict], size: int, partial: Path) -> None:
-    """Decode, resize and store straight into a .npy on disk, so memory stays small for large picks."""
-    shape = (len(picked), size, size, 3)
-    if not picked:
-        np.save(partial, np.empty(shape, dtype=np.uint8))
-        return
-    images = np.lib.format.open_memmap(partial, mode="w+", dtype=np.uint8, shape=shape)
-    try:
-        for index, row in enumerate(progress_bar(picked, f"caching {size} px")):
-            images[index] = resize_rgb(decode_rgb(_read_checked(source, source_path, row)), size)
-        images.flush()
-    finally:
-        del images
+    """Decode, resize and append each image to a .npy on disk, so memory stays small for large picks.
+
+    Plain writes, not a memory map: on a full disk a write raises ENOSPC, where a mapped page would kill
+    the process with SIGBUS and leave a sparse file."""
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False}
+    with open(partial, "wb") as handle:
+        np.lib.format.write_array_header_1_0(handle, {**header, "shape": (len(picked), size, size, 3)})
+        for row in progress_bar(picked, f"caching {size} px") if picked else ():
+            handle.write(resize_rgb(decode_rgb(_read_checked(source, source_path, row)), size).tobytes())
 
 
 def build_cache(
@@ -108,6 +120,9 @@ def build_cache(
     partials = {key: partial_path(path) for key, path in targets.items()}
     for path in targets.values():
         path.parent.mkdir(parents=True, exist_ok=True)
+    folder = targets[f"{splits[0]}_images"].parent
+    needed = cache_bytes({split: sum(r["split"] == split for r in rows) for split in splits}, size)
+    check_free_space(folder, needed)
     counts = {}
     try:
         with ImageSource(source_path) as source:
@@ -117,9 +132,11 @@ def build_cache(
                 labels = np.array([classes.index(r["label"]) for r in picked], dtype=np.int64)
                 np.save(partials[f"{split}_labels"], labels)
                 counts[split] = len(picked)
-    except BaseException:
+    except BaseException as error:
         for partial in partials.values():
             partial.unlink(missing_ok=True)
+        if is_disk_full(error) and not isinstance(error, DiskFullError):
+            raise DiskFullError(folder, needed) from error
         raise
     for key, partial in partials.items():
         partial.replace(targets[key])

@@ -6,15 +6,18 @@ import logging
 import os
 import sys
 
-# Errors whose message is already a one-line instruction to the user.
-EXPECTED_ERRORS = (ValueError, RuntimeError, FileNotFoundError)
+from cnn_study.files import DiskFullError, disk_full_error
+
+# Errors whose message is already a one-line instruction to the user (files.DiskFullError among them).
+EXPECTED_ERRORS = (ValueError, RuntimeError, FileNotFoundError, DiskFullError)
 
 
 def run_logged(log_path: str, function, /, **kwargs):
     """Send stdout, stderr (native libraries' too) and logging to log_path, then call function.
 
     An expected error prints one line to the console and the log and exits 1, with no traceback
-    on the console; anything else keeps its traceback in the log.
+    on the console; anything else keeps its traceback in the log. A full disk anywhere in any job
+    (ENOSPC or EDQUOT, however deep) is expected too: "<path>: disk full, ..." (files.DiskFullError).
     """
     console = os.fdopen(os.dup(2), "w", buffering=1)
     log_file = open(log_path, "a", buffering=1)
@@ -26,8 +29,15 @@ def run_logged(log_path: str, function, /, **kwargs):
     )
     try:
         return function(**kwargs)
-    except EXPECTED_ERRORS as error:
+    except Exception as error:
+        if not isinstance(error, EXPECTED_ERRORS) and disk_full_error(error) is None:
+            raise
         logging.getLogger(function.__module__).exception("failed")
+        full = disk_full_error(error)
+        if isinstance(full, DiskFullError):
+            error = full
+        elif full is not None:  # not written through files.atomic_write: the file it names, else the job's folder
+            error = DiskFullError(getattr(full, "filename", None) or os.getcwd())
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         print(f"Error: {message} (log: {log_path})", file=console)
         raise SystemExit(1) from None

@@ -2,10 +2,11 @@
 
 - ``epochs.csv``: one row per (run, epoch).
 - ``runs.csv``: one row per run with every per-run value (:func:`run_metrics`), computed here once.
-- ``summary.csv``: one row per (model, optimizer, lr) over seeds (:func:`cnn_study.summary_stats.summarize_runs`).
+- ``summary.csv``: one row per (arm, model, optimizer, lr) over seeds (:func:`cnn_study.summary_stats.summarize_runs`).
+- ``arms.csv``: one row per arm: whether it is the reference arm, and the settings it changes against it.
 
-A run's keys (model, optimizer, lr, seed) come from the run grid that the rule passes forward, never
-from the folder a file lies in.
+A run's keys (arm, model, optimizer, lr, seed) come from the run grid that the rule passes forward, and an arm's
+changes from the study's config, never from the folder a file lies in.
 """
 
 from __future__ import annotations
@@ -19,35 +20,15 @@ import pandas as pd
 from scipy import stats
 
 from cnn_study.files import write_table
+from cnn_study.metric_columns import CI_LEVEL, CURVES, EARLY_HORIZON, EPOCH_COLUMNS, RUN_KEYS, horizon_suffix
+from cnn_study.schedule import warmup_length
+from cnn_study.summary_stats import summarize_runs
 
-CONFIG_KEYS = ["model", "optimizer", "lr"]
-RUN_KEYS = CONFIG_KEYS + ["seed"]
-EPOCH_COLUMNS = RUN_KEYS + [
-    "phase",
-    "epoch",
-    "loss",
-    "accuracy",
-    "val_loss",
-    "val_accuracy",
-    "epoch_seconds",
-    "images_per_second",
-]
-CURVES = ("accuracy", "loss", "val_accuracy", "val_loss")
-#: The phase of the warm-up epochs (base frozen) in a history; see training.phase_plan.
-WARMUP_PHASE = "frozen"
-#: The abstract speaks of 15 epochs, the text of 50: every per-run value is also taken at epoch 15.
-EARLY_HORIZON = 15
 #: "Stable after 15 epochs" is judged on the epochs after this one; runs need at least MIN_EPOCHS_FOR_STABILITY.
 STABLE_AFTER_EPOCH = 15
 MIN_EPOCHS_FOR_STABILITY = 20
 #: "Slower": judged on the first EARLY_EPOCHS epochs after the warm-up (frozen epochs are not judged).
 EARLY_EPOCHS = 10
-CI_LEVEL = 0.95
-
-
-def horizon_suffix(horizon: int | None) -> str:
-    """Column suffix of values taken at an epoch horizon: '' for the run's last epoch, '_e15' for epoch 15."""
-    return "" if horizon is None else f"_e{horizon}"
 
 
 def _curve_values(history: pd.DataFrame, final_epochs: int, suffix: str) -> dict:
@@ -64,14 +45,53 @@ def _curve_values(history: pd.DataFrame, final_epochs: int, suffix: str) -> dict
 
 def _after_warmup(history: pd.DataFrame, warmup: int, target_accuracy: float, horizon: int) -> dict:
     """Epochs to the target counted from the end of the warm-up (never reached: horizon - warmup + 1) and the
-    mean training accuracy of the first EARLY_EPOCHS epochs after it (NaN when the horizon ends sooner)."""
+    mean training accuracy and loss of the first EARLY_EPOCHS epochs after it (NaN when the horizon ends sooner,
+    or the history lacks one of them)."""
     after = history[(history["epoch"] > warmup) & (history["epoch"] <= horizon)]
     hit = after.loc[after["accuracy"] >= target_accuracy, "epoch"]
     early = after[after["epoch"] <= warmup + EARLY_EPOCHS]
-    complete = horizon >= warmup + EARLY_EPOCHS and len(early) == EARLY_EPOCHS
+    # Distinct whole epochs (run_metrics refuses duplicates): all of them only when the horizon reaches them.
+    complete = len(early) == EARLY_EPOCHS
     return {
         "epochs_to_target_after_warmup": float(hit.min() - warmup) if len(hit) else float(horizon - warmup + 1),
         "early_accuracy": float(early["accuracy"].mean()) if complete else math.nan,
+        "early_loss": float(early["loss"].mean()) if complete else math.nan,
+    }
+
+
+def swing(values: np.ndarray) -> float:
+    """Epoch-to-epoch swings of a curve: the mean absolute change per epoch beyond its net change, i.e. 0 for a
+    curve that only rises (or only falls), and twice its falls per epoch for one that rises overall (NaN for
+    fewer than 2 values)."""
+    if values.size < 2:
+        return math.nan
+    changes = np.diff(values)
+    return float((np.abs(changes).sum() - abs(changes.sum())) / changes.size)
+
+
+def _after_epoch_15(history: pd.DataFrame, values: dict) -> dict:
+    """Has training settled after epoch STABLE_AFTER_EPOCH (C4)?  Training accuracy: its largest fall below an
+    earlier peak and its rise from epoch 15 to the end (final value minus the final value at epoch 15); training
+    loss: its largest rise above an earlier low and its fall from epoch 15 to the end."""
+    after = history[history["epoch"] > STABLE_AFTER_EPOCH]
+    suffix = horizon_suffix(EARLY_HORIZON)
+    return {
+        "max_drop_after_15": max_drop(after["accuracy"].to_numpy(float)),
+        "rise_after_15": values["final_accuracy"] - values[f"final_accuracy{suffix}"],
+        "loss_max_rise_after_15": max_drop(-after["loss"].to_numpy(float)),
+        "loss_fall_after_15": values[f"final_loss{suffix}"] - values["final_loss"],
+    }
+
+
+def _overfitting_and_swings(history: pd.DataFrame, warmup: int, values: dict) -> dict:
+    """C7's overfitting (the train-validation accuracy gap of the final values, and the rise of the final
+    validation loss above its lowest epoch) and C9's swings of accuracy after the warm-up (:func:`swing`)."""
+    after = history[history["epoch"] > warmup]
+    return {
+        "generalization_gap": values["final_accuracy"] - values["final_val_accuracy"],
+        "val_loss_rise": values["final_val_loss"] - values["best_val_loss"],
+        "accuracy_swing": swing(after["accuracy"].to_numpy(float)),
+        "val_accuracy_swing": swing(after["val_accuracy"].to_numpy(float)),
     }
 
 
@@ -87,10 +107,12 @@ def run_metrics(epochs: pd.DataFrame, target_accuracy: float, final_epochs: int 
     shorter), per curve (accuracy, loss, val_accuracy, val_loss): ``last_*`` (that epoch), ``final_*`` (mean
     of the ``final_epochs`` epochs ending there) and ``best_*`` (max accuracy, min loss up to there). Also
     ``warmup_epochs`` (leading frozen epochs), ``epochs_to_target`` (first epoch whose training accuracy
-    reaches ``target_accuracy``, NaN if never), ``epochs_to_target_after_warmup`` and ``early_accuracy`` (see
-    :func:`_after_warmup`; per horizon), ``max_drop_after_15`` (training accuracy, NaN for runs shorter than
-    MIN_EPOCHS_FOR_STABILITY), ``diverged`` / ``diverged_epoch`` (first epoch with a NaN loss) and
-    ``total_train_seconds``.
+    reaches ``target_accuracy``, NaN if never), ``epochs_to_target_after_warmup``, ``early_accuracy`` and
+    ``early_loss`` (see :func:`_after_warmup`; per horizon), ``max_drop_after_15``, ``rise_after_15``,
+    ``loss_max_rise_after_15`` and ``loss_fall_after_15`` (see :func:`_after_epoch_15`; NaN for runs shorter than
+    MIN_EPOCHS_FOR_STABILITY), ``generalization_gap``, ``val_loss_rise``, ``accuracy_swing`` and
+    ``val_accuracy_swing`` (see :func:`_overfitting_and_swings`), ``diverged`` / ``diverged_epoch`` (first epoch
+    with a NaN loss) and ``total_train_seconds``.
     """
     missing = [c for c in RUN_KEYS + ["phase", "epoch", *CURVES, "epoch_seconds"] if c not in epochs.columns]
     if missing:
@@ -101,10 +123,9 @@ def run_metrics(epochs: pd.DataFrame, target_accuracy: float, final_epochs: int 
         raise ValueError(f"epochs table has duplicate (run, epoch) rows, e.g. {first}")
     rows = []
     for key, history in epochs.sort_values(RUN_KEYS + ["epoch"]).groupby(RUN_KEYS, sort=True):
-        row = dict(zip(RUN_KEYS, key))
+        row = dict(zip(RUN_KEYS, key, strict=True))
         n_epochs = int(history["epoch"].max())
-        phases = history["phase"].tolist()
-        warmup = next((i for i, phase in enumerate(phases) if phase != WARMUP_PHASE), len(phases))
+        warmup = warmup_length(history["phase"].tolist())
         nan_loss = history.loc[history["loss"].isna(), "epoch"]
         row.update(
             n_epochs=n_epochs,
@@ -124,8 +145,9 @@ def run_metrics(epochs: pd.DataFrame, target_accuracy: float, final_epochs: int 
             row.update(values if reached else {name: math.nan for name in values})
         hit = history.loc[history["accuracy"] >= target_accuracy, "epoch"]
         row["epochs_to_target"] = float(hit.min()) if len(hit) else math.nan
-        after = history.loc[history["epoch"] > STABLE_AFTER_EPOCH, "accuracy"].to_numpy(float)
-        row["max_drop_after_15"] = max_drop(after) if n_epochs >= MIN_EPOCHS_FOR_STABILITY else math.nan
+        settled = _after_epoch_15(history, row)
+        row.update(settled if n_epochs >= MIN_EPOCHS_FOR_STABILITY else dict.fromkeys(settled, math.nan))
+        row.update(_overfitting_and_swings(history, warmup, row))
         row["total_train_seconds"] = float(history["epoch_seconds"].astype(float).sum())
         rows.append(row)
     return pd.DataFrame(rows)
@@ -144,8 +166,8 @@ def add_test_results(runs: pd.DataFrame, test_results: list[dict]) -> pd.DataFra
     if not test_results:
         return runs
     tests = pd.DataFrame(test_results)
-    bounds = [binomial_ci(c, n) for c, n in zip(tests["test_correct"], tests["test_images"])]
-    tests["test_accuracy_ci95_low"], tests["test_accuracy_ci95_high"] = zip(*bounds)
+    bounds = [binomial_ci(c, n) for c, n in zip(tests["test_correct"], tests["test_images"], strict=True)]
+    tests["test_accuracy_ci95_low"], tests["test_accuracy_ci95_high"] = zip(*bounds, strict=True)
     tests["lr"] = tests["lr"].astype(float)
     tests["seed"] = tests["seed"].astype(int)
     return runs.merge(tests, on=RUN_KEYS, how="left", validate="one_to_one")
@@ -156,20 +178,48 @@ def collect_epochs(history_paths: list[str | Path], runs: list[dict]) -> pd.Data
     if len(history_paths) != len(runs):
         raise ValueError(f"{len(history_paths)} histories but {len(runs)} runs: the rule must pass one run per file")
     frames = []
-    for path, run in zip(history_paths, runs):
+    for path, run in zip(history_paths, runs, strict=True):
         history = pd.read_csv(path)
-        history["model"], history["optimizer"] = run["model"], run["optimizer"]
-        history["lr"], history["seed"] = float(run["lr"]), int(run["seed"])
+        missing = [column for column in EPOCH_COLUMNS if column not in RUN_KEYS and column not in history.columns]
+        if missing:
+            raise ValueError(f"{path}: lacks the column(s) {', '.join(missing)}; delete it to train the run again")
+        for key in RUN_KEYS:
+            history[key] = run[key]
         frames.append(history)
-    epochs = pd.concat(frames, ignore_index=True)[EPOCH_COLUMNS]
-    return epochs.sort_values(RUN_KEYS + ["epoch"], kind="stable").reset_index(drop=True)
+    epochs = pd.concat(frames, ignore_index=True)
+    epochs["lr"], epochs["seed"] = epochs["lr"].astype(float), epochs["seed"].astype(int)
+    return epochs[EPOCH_COLUMNS].sort_values(RUN_KEYS + ["epoch"], kind="stable").reset_index(drop=True)
 
 
 def read_test_results(test_paths: list[str | Path], runs: list[dict]) -> list[dict]:
-    results = []
-    for path, run in zip(test_paths, runs):
-        results.append({**{key: run[key] for key in RUN_KEYS}, **json.loads(Path(path).read_text())})
-    return results
+    """Each run's test evaluation with its keys (``runs[i]`` describes ``test_paths[i]``); none without a test split."""
+    if not test_paths:
+        return []
+    if len(test_paths) != len(runs):
+        raise ValueError(f"{len(test_paths)} test results but {len(runs)} runs: the rule must pass one run per file")
+    return [
+        {**{key: run[key] for key in RUN_KEYS}, **json.loads(Path(path).read_text())}
+        for path, run in zip(test_paths, runs, strict=True)
+    ]
+
+
+ARM_COLUMNS = ["arm", "reference", "changes", "described"]
+
+
+def arm_table(arm_changes: dict[str, dict], reference_arm: str) -> pd.DataFrame:
+    """One row per arm (in the study's order): ``reference`` (the arm the others are compared with),
+    ``changes`` (JSON: {setting: value} that differ from the reference arm) and ``described`` (the same, for
+    people: ``training.augmentation.enabled=false``; empty for the reference)."""
+    rows = [
+        {
+            "arm": arm,
+            "reference": arm == reference_arm,
+            "changes": json.dumps(changes, sort_keys=True),
+            "described": "; ".join(f"{key}={json.dumps(value)}" for key, value in sorted(changes.items())),
+        }
+        for arm, changes in arm_changes.items()
+    ]
+    return pd.DataFrame(rows, columns=ARM_COLUMNS)
 
 
 def write_metrics(
@@ -178,13 +228,14 @@ def write_metrics(
     outputs: dict,
     target_accuracy: float,
     final_epochs: int,
+    arm_changes: dict[str, dict],
+    reference_arm: str,
     test_paths: list[str] = (),
 ) -> None:
-    """outputs: {'epochs': epochs.csv, 'runs': runs.csv, 'summary': summary.csv}."""
-    from cnn_study.summary_stats import summarize_runs
-
+    """outputs: {'epochs': epochs.csv, 'runs': runs.csv, 'summary': summary.csv, 'arms': arms.csv}."""
     epochs = collect_epochs(history_paths, runs)
     per_run = add_test_results(run_metrics(epochs, target_accuracy, final_epochs), read_test_results(test_paths, runs))
     write_table(epochs, outputs["epochs"])
     write_table(per_run, outputs["runs"])
     write_table(summarize_runs(per_run), outputs["summary"])
+    write_table(arm_table(arm_changes, reference_arm), outputs["arms"])

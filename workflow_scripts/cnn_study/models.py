@@ -116,7 +116,7 @@ def build_model(settings: dict, weights_file: str | None = None) -> tuple[keras.
     """The full classifier and its backbone (for freezing). Inputs are uint8-range RGB images."""
     spec = MODEL_SPECS[settings["model"]]
     size, seed = settings["input_size"], settings["seed"]
-    if settings.get("weights", "none") != "none" and weights_file is None:
+    if settings["weights"] != "none" and weights_file is None:
         raise ValueError(
             f"{spec.display_name}: weights = {settings['weights']} but no weight file was given "
             "(the workflow fetches it first; a training job never downloads)"
@@ -128,13 +128,14 @@ def build_model(settings: dict, weights_file: str | None = None) -> tuple[keras.
     x = preprocessing_layer(spec.preprocessing)(x)
     base = build_backbone(settings["model"], size, weights_file)
     # The applications build their batch normalization with Keras' default momentum (0.99).
-    momentum = settings.get("batch_norm_momentum", 0.99)
+    momentum = settings["batch_norm_momentum"]
     for layer in base.layers:
         if isinstance(layer, layers.BatchNormalization):
             layer.momentum = momentum
     x = base(x)
     x = layers.GlobalAveragePooling2D(name="pool")(x)
-    x = layers.BatchNormalization(momentum=momentum, name="head_bn")(x)
+    if settings["head"]["batch_norm"]:
+        x = layers.BatchNormalization(momentum=momentum, name="head_bn")(x)
     x = layers.Dropout(settings["head"]["dropout"], seed=seed + 3, name="head_dropout")(x)
     # float32 softmax also under a mixed precision policy (numerically safe probabilities and loss)
     outputs = layers.Dense(len(settings["classes"]), activation="softmax", dtype="float32", name="predictions")(x)
@@ -158,3 +159,42 @@ def set_phase_trainability(base: keras.Model, phase: str, unfreeze_top_layers, b
     for index, layer in enumerate(base.layers):
         frozen_norm = batch_norm == "frozen" and isinstance(layer, layers.BatchNormalization)
         layer.trainable = index >= first and not frozen_norm
+
+
+AUGMENTATION_LAYERS = (layers.RandomFlip, layers.RandomRotation, layers.RandomZoom)
+
+
+def nested_layers(layer: layers.Layer) -> list[layers.Layer]:
+    """The layer and, for a model, every layer inside it."""
+    return [layer, *(inner for child in getattr(layer, "layers", []) for inner in nested_layers(child))]
+
+
+def recompute_batch_norm_statistics(model: keras.Model, images: np.ndarray, batch_size: int) -> None:
+    """Set the moving statistics of every batch-normalization layer that trains in this phase to their mean
+    over the training images, batch by batch, with the model's current weights (precise batch norm).
+
+    Keras' moving averages describe the weights of the last steps before them: where one step moves a
+    layer's outputs by more than their spread (random weights fine-tuned by an adaptive optimizer), inference
+    then sees shifted features and scores a whole validation set as one class. The images pass unaugmented,
+    as in validation and prediction; the layers run in training mode (the trainable normalization layers
+    normalize by the batch and update their statistics, with a momentum that makes them the running mean of the
+    batches' statistics). Works on build_model's classifier: a chain of layers from the input to the head."""
+    chain = [layer for layer in model.layers[1:] if not isinstance(layer, AUGMENTATION_LAYERS)]
+    holders = [
+        [n for n in nested_layers(layer) if isinstance(n, layers.BatchNormalization) and n.trainable] for layer in chain
+    ]
+    norms = [norm for held in holders for norm in held]
+    if not norms:
+        return
+    last = max(index for index, held in enumerate(holders) if held)  # the forward pass stops there
+    momenta = [norm.momentum for norm in norms]
+    try:
+        for count, start in enumerate(range(0, len(images), batch_size), 1):
+            for norm in norms:
+                norm.momentum = (count - 1) / count  # moving = mean of the batches' statistics so far
+            x = np.asarray(images[start : start + batch_size], dtype="float32")
+            for layer in chain[: last + 1]:
+                x = layer(x, training=True)
+    finally:
+        for norm, momentum in zip(norms, momenta, strict=True):
+            norm.momentum = momentum

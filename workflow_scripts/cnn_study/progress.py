@@ -1,9 +1,8 @@
 """Where every run of the grid stands, read from what training writes while it runs.
 
-A finished run has history.csv and run.json. An unfinished one has its resume/ folder (see
-cnn_study.training): settings.json (the run's settings, so its epochs and phases), history.csv
-(CSVLogger's rows so far, epochs counted from 0) and backup/training_metadata.json (epochs whose state
-is saved). Nothing else is needed, so it works the same on a workstation and on a cluster's shared
+A finished run has history.csv and run.json. An unfinished one has its resume/ folder (cnn_study.run_layout):
+settings.json (the run's settings, so its epochs and phases), history.csv (CSVLogger's rows so far, epochs
+counted from 0) and backup/training_metadata.json (epochs whose state is saved). Nothing else is needed, so it works the same on a workstation and on a cluster's shared
 file system while jobs run.
 """
 
@@ -16,13 +15,21 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
-from cnn_study.settings import run_grid
-from cnn_study.training import BACKUP_FOLDER, BACKUP_METADATA, PARTIAL_HISTORY, RESUME_SETTINGS, phase_plan
+from cnn_study import settings as study_settings
+from cnn_study.resume_state import completed_epochs
+from cnn_study.run_layout import (
+    HISTORY,
+    PARTIAL_HISTORY,
+    PROVENANCE,
+    RESUME_SETTINGS,
+    RUNS_ROOT,
+    backup_folder,
+    resume_folder,
+    run_path,
+)
+from cnn_study.schedule import phase_plan
 
-RUNS_DIR = Path("results/runs")
-RUN_PATH = "{model}/{optimizer}/lr{lr}/seed{seed}"
 # A run whose resume files have not changed for this many epochs' time (at least STALE_SECONDS)
 # is not training now: its job failed, was killed or waits in a queue.
 STALE_EPOCHS = 3
@@ -51,10 +58,10 @@ def run_status(run_dir: Path, now: float | None = None) -> dict:
     now = time.time() if now is None else now
     row = dict.fromkeys(COLUMNS, math.nan)
     row.update(state="waiting", epoch=0, phase="")
-    record_path, resume = run_dir / "run.json", run_dir / "resume"
-    if record_path.is_file() and (run_dir / "history.csv").is_file():
+    record_path, resume = run_dir / PROVENANCE, resume_folder(run_dir)
+    if record_path.is_file() and (run_dir / HISTORY).is_file():
         settings = json.loads(record_path.read_text())["settings"]
-        history = _read_csv(run_dir / "history.csv")
+        history = _read_csv(run_dir / HISTORY)
         row.update(
             state="finished",
             epochs=settings["epochs"],
@@ -71,8 +78,7 @@ def run_status(run_dir: Path, now: float | None = None) -> dict:
     settings = json.loads((resume / RESUME_SETTINGS).read_text())
     phases = phase_plan(settings["protocol"], settings["epochs"])
     history = _read_csv(resume / PARTIAL_HISTORY)
-    saved = resume / BACKUP_FOLDER / BACKUP_METADATA
-    backed_up = json.loads(saved.read_text())["epoch"] if saved.is_file() else 0
+    backed_up = completed_epochs(backup_folder(resume))
     done = max(backed_up, 0 if history is None else len(history))
     per_epoch = seconds_per_epoch(history)
     row.update(
@@ -93,21 +99,21 @@ def run_status(run_dir: Path, now: float | None = None) -> dict:
     return row
 
 
-def grid_progress(runs: list[dict], epochs: int, runs_dir: Path = RUNS_DIR, now: float | None = None) -> pd.DataFrame:
-    """A row per run of the grid. Runs not started yet get the grid's epochs and, as their time per
-    epoch, the median of the same model's runs that have one."""
+def grid_progress(runs: list[dict], arms: dict[str, dict], runs_dir: Path = Path(RUNS_ROOT), now: float | None = None):
+    """A row per run of the study. Runs not started yet get their arm's epochs and, as their time per epoch,
+    the median of the same arm and model's runs that have one."""
     rows = []
     for run in runs:
-        row = run_status(runs_dir / RUN_PATH.format(**run), now)
-        row.update(run=RUN_PATH.format(**run), model=run["model"])
+        row = run_status(runs_dir / run_path(run), now)
+        row.update(run=run_path(run), group=f"{run['arm']}/{run['model']}")
         if row["state"] == "waiting":
-            row["epochs"] = epochs
+            row["epochs"] = arms[run["arm"]]["training"]["epochs"]
         rows.append(row)
-    table = pd.DataFrame(rows, columns=[*COLUMNS, "model"])
-    typical = table.groupby("model")["seconds_per_epoch"].median()
-    table["seconds_per_epoch"] = table["seconds_per_epoch"].fillna(table["model"].map(typical))
+    table = pd.DataFrame(rows, columns=[*COLUMNS, "group"])
+    typical = table.groupby("group")["seconds_per_epoch"].median()
+    table["seconds_per_epoch"] = table["seconds_per_epoch"].fillna(table["group"].map(typical))
     table["eta_seconds"] = table["eta_seconds"].fillna((table["epochs"] - table["epoch"]) * table["seconds_per_epoch"])
-    return table.drop(columns="model")
+    return table.drop(columns="group")
 
 
 def grid_eta(table: pd.DataFrame) -> tuple[float, int]:
@@ -136,7 +142,7 @@ def format_table(table: pd.DataFrame) -> str:
         {
             "run": table["run"],
             "state": table["state"],
-            "epoch": [f"{int(k)}/{int(n)}" for k, n in zip(table["epoch"], table["epochs"])],
+            "epoch": [f"{int(k)}/{int(n)}" for k, n in zip(table["epoch"], table["epochs"], strict=True)],
             "phase": table["phase"],
             "s/epoch": ["?" if math.isnan(s) else f"{s:.1f}" for s in table["seconds_per_epoch"]],
             "ETA": [format_seconds(s) for s in table["eta_seconds"]],
@@ -160,40 +166,17 @@ def format_table(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def merged_config(config_files: list[Path]) -> dict:
-    """config.yaml, then each overlay over it, key by key, as Snakemake's --configfile does."""
-
-    def merge(base: dict, overlay: dict) -> dict:
-        for key, value in overlay.items():
-            base[key] = merge(base.get(key) or {}, value) if isinstance(value, dict) else value
-        return base
-
-    config = {}
-    for path in config_files:
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such config file")
-        merge(config, yaml.safe_load(path.read_text()) or {})
-    return config
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Progress of every run of the grid: epoch, phase, seconds per epoch, ETA, last accuracies."
     )
-    parser.add_argument(
-        "--configfile",
-        nargs="+",
-        type=Path,
-        default=[],
-        help="the same overlays as given to snakemake (read after config.yaml)",
-    )
-    parser.add_argument("--directory", "-d", type=Path, default=Path("."), help="the workflow's folder (default: .)")
+    study_settings.add_study_arguments(parser)
     args = parser.parse_args(argv)
     try:
-        config = merged_config([args.directory / "config.yaml", *args.configfile])
-    except FileNotFoundError as error:
+        _, arms = study_settings.study_of(args)
+    except (FileNotFoundError, study_settings.ConfigError) as error:
         print(f"Error: {error}")
         return 1
-    table = grid_progress(run_grid(config), config["training"]["epochs"], args.directory / RUNS_DIR)
+    table = grid_progress(study_settings.run_grid(arms), arms, args.directory / RUNS_ROOT)
     print(format_table(table))
     return 0

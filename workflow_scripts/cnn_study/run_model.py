@@ -13,12 +13,14 @@ The file kept is recorded in run.json (``model_file``), which :func:`load_run_mo
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
+from cnn_study.errors import error_text, one_line
 from cnn_study.files import atomic_write
+from cnn_study.run_layout import PROVENANCE
 
 KEEP_FILES = {"full": "model.keras", "model": "model.keras", "weights": "model.weights.h5", "none": None}
-RUN_RECORD = "run.json"
 
 
 def kept_model_file(keep: str) -> str | None:
@@ -50,10 +52,21 @@ def save_run_model(model, keep: str, path: str | Path | None) -> str | None:
 
 
 def read_run_record(run_dir: str | Path) -> dict:
-    path = Path(run_dir) / RUN_RECORD
+    """The run's run.json; a missing or unreadable one is a one-line error naming the file."""
+    path = Path(run_dir) / PROVENANCE
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: {run_dir} is not a finished run")
-    return json.loads(path.read_text())
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: corrupt run record ({one_line(error)}); rerun the run to write it again") from None
+    settings = record.get("settings") if isinstance(record, dict) else None
+    if not isinstance(settings, dict) or not {"classes", "input_size"} <= set(settings):
+        raise ValueError(
+            f"{path}: not a run record of this workflow (no settings.classes and settings.input_size); "
+            "give a run's folder under results/runs"
+        )
+    return record
 
 
 def load_run_model(run_dir: str | Path):
@@ -68,12 +81,20 @@ def load_run_model(run_dir: str | Path):
         raise ValueError(f"{run_dir}: the run kept no model (training.keep = none); rerun it with training.keep: model")
     path = run_dir / name
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist, although {run_dir / RUN_RECORD} names it; rerun the run")
-    if name == KEEP_FILES["weights"]:
-        from cnn_study.models import build_model
+        raise FileNotFoundError(f"{path} does not exist, although {run_dir / PROVENANCE} names it; rerun the run")
+    # Keras reads a .keras file that is not a complete zip (cut short by a full disk or a copy) as "File not found".
+    if path.suffix == ".keras" and not zipfile.is_zipfile(path):
+        raise ValueError(f"{path}: truncated or corrupt (not a complete .keras zip archive); rerun the run to write it")
+    try:
+        if name == KEEP_FILES["weights"]:
+            from cnn_study.models import build_model
 
-        # The weight file replaces every weight, so the base is built without its ImageNet file.
-        model, _ = build_model({**record["settings"], "weights": "none"})
-        model.load_weights(path)
-        return model
-    return keras.saving.load_model(path, compile=False)
+            # The weight file replaces every weight, so the base is built without its ImageNet file.
+            model, _ = build_model({**record["settings"], "weights": "none"})
+            model.load_weights(path)
+            return model
+        return keras.saving.load_model(path, compile=False)
+    except Exception as error:  # noqa: BLE001 -- h5py, zipfile and Keras each raise their own for a damaged file
+        raise ValueError(
+            f"{path}: cannot be loaded, truncated or corrupt ({error_text(error)}); rerun the run to write it"
+        ) from None

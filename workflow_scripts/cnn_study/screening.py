@@ -10,7 +10,8 @@ Reasons (the ``reason`` column of rejected.csv; ``detail`` says more):
 - ``zero bytes``                 the file is empty
 - ``not an image``               no supported image format recognised in the content
 - ``truncated or undecodable``   the format is recognised but the pixels cannot be decoded in full
-- ``too large``                  more pixels than Pillow's decompression-bomb limit (MAX_PIXELS)
+- ``too large``                  more pixels than Pillow's decompression-bomb limit (MAX_PIXELS), or, for a
+                                 format other than JPEG, than MAX_FULL_DECODE_PIXELS
 - ``smaller than minimum size``  either side under the configured ``min_size``
 - ``unreadable``                 the archive member itself cannot be read (bad CRC, encrypted)
 - ``file too large``             the member declares more bytes than any photo has (sources.MAX_MEMBER_BYTES)
@@ -22,6 +23,12 @@ Colour: grayscale, palette, CMYK, 16-bit and alpha images are kept and converted
 :func:`to_rgb` (16-bit values scaled to 8 bits, transparency composited onto white); the mode the
 file had is recorded as ``original_mode``. An animated GIF contributes its first frame. EXIF
 orientation is not applied (as in Keras' own loaders).
+
+Memory: no single image costs more than about 300 MB. JPEG decodes at a reduced scale (draft mode):
+for the hash always, for the cache and predict when it has more than MAX_FULL_DECODE_PIXELS (then at
+1/2, 1/4 or 1/8 scale, the largest that fits, and resized from there). Other formats decode only in
+full, so above MAX_FULL_DECODE_PIXELS they are refused, by the one check (:func:`oversize`) that
+screening, the cache and predict share.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import math
 import warnings
 from dataclasses import dataclass
 
@@ -43,6 +51,13 @@ FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP", "TIFF")
 SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
 # Pillow warns above this many pixels and refuses twice as many; we refuse above it, undecoded.
 MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
+# Formats that decode only in full take 4 bytes a pixel, and about as much again while converting to RGB:
+# above 16 Mpx (e.g. 4900 x 3265) they are refused, so that one image stays under 300 MB. A JPEG decodes at
+# 1/2, 1/4 or 1/8 scale instead (draft mode), to at most this many pixels.
+MAX_FULL_DECODE_PIXELS = 16_000_000
+DRAFT_FORMATS = ("JPEG", "MPO")
+# The I and F modes are scaled to 8 bits this many pixels at a time, so no float64 copy of a whole image is made.
+_SCALE_BLOCK_PIXELS = 2**20
 
 # The perceptual hash: DCT of a 32x32 grayscale copy (Lanczos), the 8x8 lowest frequencies compared
 # with their median -- imagehash.phash's algorithm, computed here with numpy. JPEGs are decoded for it
@@ -51,6 +66,10 @@ HASH_DECODE_SIZE = (64, 64)
 _HASH_INPUT = 32
 _HASH_BITS = 8
 _DCT = np.cos(np.pi * np.arange(_HASH_BITS)[:, None] * (2 * np.arange(_HASH_INPUT)[None, :] + 1) / (2 * _HASH_INPUT))
+
+
+class ImageTooLarge(ValueError):
+    """An image over the pixel limits (see :func:`oversize`); the message is ``too large (<detail>)``."""
 
 
 @dataclass
@@ -93,22 +112,28 @@ def _strict_decoding():
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
-    """Any Pillow image as a new 8-bit RGB image: 16-bit and float scaled, transparency composited onto white."""
+    """Any Pillow image as an 8-bit RGB image (itself when it is one): 16-bit and float scaled, transparency
+    composited onto white."""
     mode = image.mode
     if mode.startswith("I") or mode == "F":
-        values = np.asarray(image, dtype=np.float64)
+        values = np.asarray(image)
         top = float(values.max()) if values.size else 0.0
-        if mode.startswith("I;16") or 255 < top <= 65535:
-            values = values / 257.0
-        elif top > 65535:
-            values = values * (255.0 / top)
-        return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8)).convert("RGB")
+        scaled = np.empty(values.shape, dtype=np.uint8)
+        rows = max(1, _SCALE_BLOCK_PIXELS // max(1, image.width))
+        for start in range(0, len(values), rows):
+            block = values[start : start + rows].astype(np.float64)
+            if mode.startswith("I;16") or 255 < top <= 65535:
+                block = block / 257.0
+            elif top > 65535:
+                block = block * (255.0 / top)
+            scaled[start : start + rows] = np.clip(np.rint(block), 0, 255)
+        return Image.fromarray(scaled).convert("RGB")
     if image.has_transparency_data:
-        rgba = image.convert("RGBA")
+        rgba = image if mode == "RGBA" else image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, "white")
         background.alpha_composite(rgba)
         return background.convert("RGB")
-    return image.convert("RGB")
+    return image if mode == "RGB" else image.convert("RGB")  # no copy of what is RGB already: memory
 
 
 def phash(image: Image.Image) -> int:
@@ -148,9 +173,9 @@ def _screen(result: Screened, data: bytes, min_size: int) -> None:
     with image:
         result.width, result.height = image.size
         result.original_mode = image.mode
-        if result.width * result.height > MAX_PIXELS:
-            result.reason = "too large"
-            result.detail = f"{result.width}x{result.height} > {MAX_PIXELS} pixels"
+        too_large = oversize(image)
+        if too_large:
+            result.reason, result.detail = "too large", too_large
             return
         image.draft("L", HASH_DECODE_SIZE)  # JPEG and MPO decode at reduced scale; other formats ignore it
         image.load()  # the one full decode: truncated or corrupt data fails here
@@ -161,9 +186,39 @@ def _screen(result: Screened, data: bytes, min_size: int) -> None:
         result.phash = phash(image)
 
 
+def oversize(image: Image.Image) -> str | None:
+    """Why an opened, not yet decoded image is too large to decode, or None: the pixel limits of screening, the
+    cache and predict."""
+    width, height = image.size
+    if width * height > MAX_PIXELS:
+        return f"{width}x{height} > {MAX_PIXELS} pixels"
+    if width * height > MAX_FULL_DECODE_PIXELS and image.format not in DRAFT_FORMATS:
+        return (
+            f"{width}x{height} > {MAX_FULL_DECODE_PIXELS} pixels, the most a {image.format} is decoded at; "
+            "only JPEG decodes at a reduced scale"
+        )
+    return None
+
+
+def _draft_within_limit(image: Image.Image) -> None:
+    """A JPEG over MAX_FULL_DECODE_PIXELS decodes at the largest of 1/2, 1/4, 1/8 scale that fits under it."""
+    width, height = image.size
+    for scale in (1, 2, 4, 8):
+        if math.ceil(width / scale) * math.ceil(height / scale) <= MAX_FULL_DECODE_PIXELS:
+            break
+    if scale > 1:
+        image.draft(image.mode, (width // scale, height // scale))
+
+
 def decode_rgb(data: bytes) -> Image.Image:
-    """Full decode to RGB (see to_rgb), for the cache of selected images."""
-    with _strict_decoding(), _open(data) as image:
+    """Decode to RGB (see to_rgb), for the cache of selected images and for predict: in full, but a JPEG over
+    MAX_FULL_DECODE_PIXELS at a reduced scale; over the limits (:func:`oversize`) ImageTooLarge, undecoded."""
+    with _strict_decoding():
+        image = _open(data)  # not closed on return: an RGB image is returned as it is (its data is in memory)
+        too_large = oversize(image)
+        if too_large:
+            raise ImageTooLarge(f"too large ({too_large})")
+        _draft_within_limit(image)
         image.load()
         return to_rgb(image)
 

@@ -8,8 +8,9 @@ content hash) is byte-identical for the same images and seed.
 Duplicates are collapsed before the pick, so a group can never span train and validation: exact
 copies (same sha256) and near copies (perceptual hashes within ``near_duplicate_distance`` bits,
 chains included) form one group, whose best copy is kept -- with a picklist, a picked member first;
-otherwise the most pixels, then a colour mode over grayscale or palette, then the larger file, then
-the content hash (see :func:`copy_quality`) -- and the others are rejected naming the kept file.
+otherwise the most pixels, then RGB over another colour space (a CMYK copy is a conversion), colour
+over palette or grayscale, then the larger file, then the content hash (see :func:`copy_quality`) --
+and the others are rejected naming the kept file.
 """
 
 from __future__ import annotations
@@ -63,25 +64,29 @@ def screen_source(source: ImageSource, classes: list[str], min_size: int) -> tup
     return layout, screened
 
 
-# Among copies of one picture, full colour beats palette, palette beats grayscale, grayscale beats bilevel.
-COLOUR_MODES = ("RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "LAB", "HSV")
+# Among copies of one picture: RGB (a photo's own colour space) beats other colour spaces (a CMYK copy is a
+# conversion), full colour beats palette, palette beats grayscale, grayscale beats bilevel.
+RGB_MODES = ("RGB", "RGBA", "RGBX")
+COLOUR_MODES = ("CMYK", "YCbCr", "LAB", "HSV")
 PALETTE_MODES = ("P", "PA")
 BILEVEL_MODES = ("1",)
 
 
 def colour_rank(mode: str) -> int:
-    """0 for a colour mode, 1 palette, 2 grayscale (L, LA, I;16, ...), 3 bilevel: lower is better."""
-    if mode in COLOUR_MODES:
-        return 0
-    if mode in PALETTE_MODES:
-        return 1
-    return 3 if mode in BILEVEL_MODES else 2
+    """0 for RGB, 1 another colour space (CMYK, ...), 2 palette, 3 grayscale (L, LA, I;16, ...), 4 bilevel:
+    lower is better."""
+    for rank, modes in enumerate((RGB_MODES, COLOUR_MODES, PALETTE_MODES)):
+        if mode in modes:
+            return rank
+    return 4 if mode in BILEVEL_MODES else 3
 
 
 def copy_quality(item: Screened) -> tuple:
-    """Sort key putting the best copy of a picture first: the most pixels, then colour over palette or
-    grayscale, then the larger file (less compressed), then the content hash -- never the file name,
-    so renaming files or reordering the archive keeps the same copy."""
+    """Sort key putting the best copy of a picture first: the most pixels, then the original colour space (RGB)
+    over a converted one (CMYK, ...), colour over palette or grayscale, then the larger file (less compressed),
+    then the content hash -- never the file name, so renaming files or reordering the archive keeps the same
+    copy. A CMYK copy of an RGB photo is a conversion, larger but not better, so the mode decides before the
+    file size."""
     return -item.width * item.height, colour_rank(item.original_mode), -item.size_bytes, item.sha256
 
 
@@ -106,7 +111,7 @@ def mark_duplicates(screened: list[Screened], max_distance: int, prefer: Sequenc
             item.reason, item.kept, item.detail = "exact duplicate", keeper.file, "same sha256"
     # Near copies among the distinct contents.
     keepers = near_duplicate_keepers([s.phash for s in distinct], max_distance)
-    for item, kept in zip(distinct, keepers):
+    for item, kept in zip(distinct, keepers, strict=True):
         keeper = distinct[kept]
         if keeper is not item:
             distance = (item.phash ^ keeper.phash).bit_count()

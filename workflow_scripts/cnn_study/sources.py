@@ -12,6 +12,12 @@ A zip is read in place and trusted only as a whole: a member with an absolute pa
 (zip-slip), a drive letter, or a name given twice refuses the archive; so does an archive with no
 central directory (a half-written download, which writers avoid with temp + rename).
 
+Names are text that any file (manifest.csv, rejected.csv, logs) can hold. A zip member's name is what
+zipfile makes of it (UTF-8 when the archive flags it so, else cp437); a folder's file name that is not
+UTF-8 (bytes a Linux file system keeps as they were written, e.g. Latin-1 from an old camera or
+archive) is decoded the same way, as cp437, so the same bytes give the same name in a zip and in a
+folder. Two files whose names become the same text refuse the folder.
+
 A member is read only when its size is plausible for a photo: one declaring more than
 MAX_MEMBER_BYTES, or inflating more than MAX_COMPRESSION_RATIO times (a zip bomb), is refused with
 :class:`MemberRejected` before any byte is read, and no read ever returns more than MAX_MEMBER_BYTES,
@@ -20,6 +26,7 @@ whatever the header claims. The pick records such a member in rejected.csv.
 
 from __future__ import annotations
 
+import os
 import re
 import zipfile
 from dataclasses import dataclass
@@ -28,7 +35,7 @@ from pathlib import Path, PurePosixPath
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
 LAYOUTS = ("competition", "petimages")
 # Far above any photo (Kaggle's are under 1 MB; a 24-megapixel BMP is 72 MB uncompressed, and such an image
-# is refused anyway above screening.MAX_PIXELS); the bound on memory per read.
+# is refused anyway above screening.MAX_FULL_DECODE_PIXELS); the bound on memory per read.
 MAX_MEMBER_BYTES = 96 * 2**20
 # Photos barely compress (JPEG, PNG: about 1:1; BMP a few to one); a zip bomb inflates a thousandfold.
 MAX_COMPRESSION_RATIO = 100
@@ -69,6 +76,16 @@ def _ignored(name: str) -> bool:
     return any(part.startswith(".") or part == "__MACOSX" for part in parts)
 
 
+def text_name(name: str) -> str:
+    """A file name as text every UTF-8 file can hold: itself when it is UTF-8, else its bytes (what
+    os.fsdecode kept as surrogates) decoded as cp437, as zipfile decodes a member name without the UTF-8 flag."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(name).decode("cp437")
+    return name
+
+
 def check_member_name(name: str) -> str:
     """Refuse absolute paths and '..' (zip-slip): such an archive is not trusted at all."""
     posix = name.replace("\\", "/")
@@ -99,13 +116,29 @@ class ImageSource:
         self.path = Path(path)
         self._zip = None
         self._members: dict[str, zipfile.ZipInfo] = {}
+        self._files: dict[str, Path] = {}
         if self.path.is_dir():
-            self._names = sorted(p.relative_to(self.path).as_posix() for p in self.path.rglob("*") if p.is_file())
+            self._list_folder()
+            self._names = sorted(self._files)
         elif self.path.is_file():
             self._open_zip()
             self._names = sorted(self._members)
         else:
             raise SourceError(f"{self.path}: no such file or folder; check dataset.source")
+
+    def _list_folder(self) -> None:
+        for path in self.path.rglob("*"):
+            if not path.is_file():
+                continue
+            relative = path.relative_to(self.path).as_posix()
+            name = text_name(relative)
+            if name in self._files:
+                first, second = sorted([os.fsencode(self._files[name].relative_to(self.path)), os.fsencode(relative)])
+                raise SourceError(
+                    f"{self.path}: the files {first!r} and {second!r} both read as {name!r} (a name that is not "
+                    "UTF-8 is read as cp437); rename one"
+                )
+            self._files[name] = path
 
     def _open_zip(self) -> None:
         with open(self.path, "rb") as handle:
@@ -141,7 +174,7 @@ class ImageSource:
             with self._zip.open(info) as member:
                 data = member.read(MAX_MEMBER_BYTES + 1)
         else:
-            path = self.path / name
+            path = self._files[name]
             check_member_size(name, path.stat().st_size)
             with open(path, "rb") as handle:
                 data = handle.read(MAX_MEMBER_BYTES + 1)

@@ -3,7 +3,7 @@
 Pure functions: the per-run table (``runs.csv``, :func:`cnn_study.metrics.run_metrics`) in, pandas objects /
 strings out.  No I/O.
 
-A *run* is one (model, optimizer, lr, seed); a *configuration* is one (model, optimizer, lr).
+A *run* is one (arm, model, optimizer, lr, seed); a *configuration* is one (arm, model, optimizer, lr).
 
 Public API
 ----------
@@ -11,7 +11,9 @@ Public API
 - :func:`tuned_learning_rates` - per model and optimizer, the lr with the best mean validation accuracy.
 - :func:`mean_curves` - per-epoch mean and t-CI of one metric, for shaded bands.
 - :func:`compare_groups` / :func:`compare_optimizers` - Kruskal-Wallis + Holm-corrected pairwise Mann-Whitney U.
-- :func:`min_mannwhitney_p` / :func:`min_seeds_needed` - what a design can detect at all.
+- :func:`compare_pairs` - separate two-group Mann-Whitney U tests (arm against arm), Holm-corrected together.
+- :func:`min_mannwhitney_p` / :func:`min_seeds_needed` / :func:`seeds_for_comparisons` - what a design can detect
+  at all.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from cnn_study.metrics import CI_LEVEL, CONFIG_KEYS, CURVES, EARLY_HORIZON, RUN_KEYS, horizon_suffix
+from cnn_study.metric_columns import CI_LEVEL, CONFIG_KEYS, CURVES, EARLY_HORIZON, RUN_KEYS, horizon_suffix
 
 #: Run-level values summarised over seeds: last epoch, mean of the last k epochs ("final"), best; and the final
 #: values at epoch 15.
@@ -71,9 +73,9 @@ def mean_ci(values, level: float = CI_LEVEL, bounds: tuple[float, float] | None 
 
 # --------------------------------------------------------------------------- summaries
 def summarize_runs(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per (model, optimizer, lr) of the per-run table, sorted by model, optimizer, lr.
+    """One row per (arm, model, optimizer, lr) of the per-run table, sorted by those keys.
 
-    Columns: ``model, optimizer, lr, n`` (runs), ``n_epochs`` (longest run), ``target_accuracy``,
+    Columns: ``arm, model, optimizer, lr, n`` (runs), ``n_epochs`` (longest run), ``target_accuracy``,
     ``final_epochs`` (k of "final = mean of the last k epochs"), ``diverged`` (runs whose loss became NaN);
     for each name in ``SUMMARY_METRICS`` (and ``test_accuracy`` when the runs were evaluated on a test split):
     ``<name>_mean, <name>_std`` (ddof=1), ``<name>_ci95_low, <name>_ci95_high`` (95 % t-interval of the mean,
@@ -85,7 +87,7 @@ def summarize_runs(runs: pd.DataFrame) -> pd.DataFrame:
     metrics = SUMMARY_METRICS + ([TEST_METRIC] if TEST_METRIC in runs.columns else [])
     rows = []
     for key, group in runs.groupby(CONFIG_KEYS):  # sorted by the keys
-        row = dict(zip(CONFIG_KEYS, key))
+        row = dict(zip(CONFIG_KEYS, key, strict=True))
         row.update(
             n=int(group["seed"].nunique()),
             n_epochs=int(group["n_epochs"].max()),
@@ -121,19 +123,18 @@ def summarize_runs(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def tuned_learning_rates(summary: pd.DataFrame) -> pd.DataFrame:
-    """Per (model, optimizer), the summary row of the lr with the best mean final validation accuracy
+    """Per (arm, model, optimizer), the summary row of the lr with the best mean final validation accuracy
     (ties: the smaller lr).  The test split, where there is one, never chooses: it only reports."""
     ordered = summary.sort_values(
-        ["model", "optimizer", f"{TUNING_METRIC}_mean", "lr"],
-        ascending=[True, True, False, True],
+        ["arm", "model", "optimizer", f"{TUNING_METRIC}_mean", "lr"],
+        ascending=[True, True, True, False, True],
     )  # NaN (an lr without a value) sorts last
-    return ordered.groupby(["model", "optimizer"]).head(1).reset_index(drop=True)
+    return ordered.groupby(["arm", "model", "optimizer"]).head(1).reset_index(drop=True)
 
 
 def mean_curves(epochs: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Per (model, optimizer, lr, epoch): ``mean, std, ci95_low, ci95_high, n`` of ``metric``
-    over seeds (NaN values ignored; CI NaN when n<2, clipped to [0, 1] for accuracies).  Sorted by model,
-    optimizer, lr, epoch."""
+    """Per (arm, model, optimizer, lr, epoch): ``mean, std, ci95_low, ci95_high, n`` of ``metric``
+    over seeds (NaN values ignored; CI NaN when n<2, clipped to [0, 1] for accuracies).  Sorted by those keys."""
     missing = [c for c in RUN_KEYS + ["epoch", metric] if c not in epochs.columns]
     if missing:
         raise ValueError(f"epochs table lacks columns: {', '.join(missing)}")
@@ -141,7 +142,7 @@ def mean_curves(epochs: pd.DataFrame, metric: str) -> pd.DataFrame:
     bounds = (0.0, 1.0) if is_accuracy(metric) else None
     for key, g in epochs.groupby(CONFIG_KEYS + ["epoch"]):  # sorted by the keys
         m, s, lo, hi, n = mean_ci(g[metric], bounds=bounds)
-        rows.append(dict(zip(CONFIG_KEYS + ["epoch"], key), mean=m, std=s, ci95_low=lo, ci95_high=hi, n=n))
+        rows.append(dict(zip(CONFIG_KEYS + ["epoch"], key, strict=True), mean=m, std=s, ci95_low=lo, ci95_high=hi, n=n))
     return pd.DataFrame(rows, columns=CONFIG_KEYS + ["epoch", "mean", "std", "ci95_low", "ci95_high", "n"])
 
 
@@ -157,7 +158,13 @@ def min_mannwhitney_p(n1: int, n2: int) -> float:
 def min_seeds_needed(n_groups: int, alpha: float = ALPHA) -> int:
     """Smallest equal group size at which every Holm-corrected pairwise Mann-Whitney test among
     ``n_groups`` groups can reach p < alpha (m * min_p < alpha, m = number of pairs)."""
-    m = max(1, math.comb(n_groups, 2))
+    return seeds_for_comparisons(math.comb(n_groups, 2), alpha)
+
+
+def seeds_for_comparisons(n_comparisons: int, alpha: float = ALPHA) -> int:
+    """Smallest equal group size at which each of ``n_comparisons`` Mann-Whitney tests, Holm-corrected together,
+    can reach p < alpha (m * min_p < alpha)."""
+    m = max(1, n_comparisons)
     n = 1
     while m * min_mannwhitney_p(n, n) >= alpha:
         n += 1
@@ -229,7 +236,8 @@ class GroupComparison:
     alpha: float
 
 
-def _finite_mean(x: np.ndarray) -> float:
+def finite_mean(x: np.ndarray) -> float:
+    """The mean of the finite values (NaN when there are none): a diverged run's +-inf does not count."""
     finite = x[np.isfinite(x)]
     return float(finite.mean()) if finite.size else math.nan
 
@@ -248,7 +256,7 @@ def _rank_table(groups: dict[str, np.ndarray], higher_is_better: bool) -> pd.Dat
                 optimizer=label,
                 n=values.size,
                 mean_rank=float(ranks_all[start : start + values.size].mean()),
-                mean=_finite_mean(values),
+                mean=finite_mean(values),
                 std=float(finite.std(ddof=1)) if finite.size > 1 else math.nan,
             )
         )
@@ -257,55 +265,82 @@ def _rank_table(groups: dict[str, np.ndarray], higher_is_better: bool) -> pd.Dat
     return ranks.sort_values(["mean_rank", "mean"], ascending=not higher_is_better).reset_index(drop=True)
 
 
+#: The columns of one two-sample test, after the names of what it compares (see _two_sample_test, _holm_rows).
+TEST_COLUMNS = [
+    "n_a",
+    "n_b",
+    "mean_a",
+    "mean_b",
+    "diff",
+    "u_statistic",
+    "p_value",
+    "p_holm",
+    "rank_biserial",
+    "method",
+    "min_achievable_p",
+    "significant",
+    "a_better",
+]
+
+
 def _pair_table(groups: dict[str, np.ndarray], higher_is_better: bool, alpha: float) -> pd.DataFrame:
     """Holm-corrected pairwise Mann-Whitney U; a significant pair's direction is read from the rank
     statistic (rank-biserial r > 0: a tends to be larger), not from the means."""
-    columns = [
-        "optimizer_a",
-        "optimizer_b",
-        "n_a",
-        "n_b",
-        "mean_a",
-        "mean_b",
-        "diff",
-        "u_statistic",
-        "p_value",
-        "p_holm",
-        "rank_biserial",
-        "method",
-        "min_achievable_p",
-        "significant",
-        "a_better",
+    rows = [
+        dict(optimizer_a=a, optimizer_b=b, **_two_sample_test(groups[a], groups[b]))
+        for a, b in itertools.combinations(groups, 2)
     ]
-    rows = []
-    for a, b in itertools.combinations(groups, 2):
-        x, y = groups[a], groups[b]
-        if x.size >= 2 and y.size >= 2:
-            u, p, method = _mannwhitney(x, y)
-            rb = 2.0 * u / (x.size * y.size) - 1.0
-        else:
-            u, p, rb, method = math.nan, math.nan, math.nan, "not run (n<2)"
-        rows.append(
-            dict(
-                optimizer_a=a,
-                optimizer_b=b,
-                n_a=x.size,
-                n_b=y.size,
-                mean_a=_finite_mean(x),
-                mean_b=_finite_mean(y),
-                diff=_finite_mean(x) - _finite_mean(y),
-                u_statistic=u,
-                p_value=p,
-                rank_biserial=rb,
-                method=method,
-                min_achievable_p=min_mannwhitney_p(x.size, y.size),
-            )
-        )
-    for row, p_adj in zip(rows, holm([r["p_value"] for r in rows])):
+    return pd.DataFrame(
+        _holm_rows(rows, higher_is_better, alpha), columns=["optimizer_a", "optimizer_b", *TEST_COLUMNS]
+    )
+
+
+def _two_sample_test(x: np.ndarray, y: np.ndarray) -> dict:
+    """One two-sided Mann-Whitney U test of x against y (not run when a side has fewer than 2 values)."""
+    if x.size >= 2 and y.size >= 2:
+        u, p, method = _mannwhitney(x, y)
+        rb = 2.0 * u / (x.size * y.size) - 1.0
+    else:
+        u, p, rb, method = math.nan, math.nan, math.nan, "not run (n<2)"
+    return dict(
+        n_a=x.size,
+        n_b=y.size,
+        mean_a=finite_mean(x),
+        mean_b=finite_mean(y),
+        diff=finite_mean(x) - finite_mean(y),
+        u_statistic=u,
+        p_value=p,
+        rank_biserial=rb,
+        method=method,
+        min_achievable_p=min_mannwhitney_p(x.size, y.size),
+    )
+
+
+def _holm_rows(rows: list[dict], higher_is_better: bool, alpha: float) -> list[dict]:
+    """The tests' rows with p_holm (Holm over all of them), significant and a_better (None if not significant)."""
+    for row, p_adj in zip(rows, holm([r["p_value"] for r in rows]), strict=True):
         row["p_holm"] = float(p_adj)
         row["significant"] = bool(p_adj < alpha)  # NaN < alpha is False
         row["a_better"] = bool(row["rank_biserial"] > 0) == higher_is_better if row["significant"] else None
-    return pd.DataFrame(rows, columns=columns)
+    return rows
+
+
+PAIR_COLUMNS = ["label", *TEST_COLUMNS]
+
+
+def compare_pairs(
+    comparisons: dict[str, tuple[np.ndarray, np.ndarray]], higher_is_better: bool = True, alpha: float = ALPHA
+) -> pd.DataFrame:
+    """Separate two-group comparisons, e.g. one arm against another in each configuration they share: per label,
+    a two-sided Mann-Whitney U test of its (a, b) values, Holm-corrected over all the comparisons.
+
+    NaN values are dropped; +-inf (a diverged run) ranks beyond every finite value.  One row per comparison, in
+    the given order, with PAIR_COLUMNS: as :func:`compare_groups`' pairs, ``label`` naming the comparison."""
+    rows = []
+    for label, (a, b) in comparisons.items():
+        x, y = (np.asarray(v, dtype=float) for v in (a, b))
+        rows.append(dict(label=label, **_two_sample_test(x[~np.isnan(x)], y[~np.isnan(y)])))
+    return pd.DataFrame(_holm_rows(rows, higher_is_better, alpha), columns=PAIR_COLUMNS)
 
 
 def compare_groups(

@@ -1,6 +1,6 @@
 """Markdown and LaTeX tables of a :func:`cnn_study.summary_stats.summarize_runs` summary.
 
-Pure functions (DataFrame in, str out); plain string formatting, no ``tabulate``.
+Pure functions (DataFrame in, str out); markdown rows through cnn_study.markdown, LaTeX through latex_escape.
 
 Per model, one row per (optimizer, lr) with: seeds, final & best training and validation
 accuracy (percent, 1 decimal, ``mean ± std`` when n > 1; final = mean of the last k epochs), final
@@ -16,13 +16,13 @@ import math
 
 import pandas as pd
 
+from cnn_study import markdown
 from cnn_study.model_specs import MODEL_SPECS
+from cnn_study.optimizers import OPTIMIZERS
 
 DISPLAY_NAMES = {
     **{name: spec.display_name for name, spec in MODEL_SPECS.items()},
-    "sgd": "SGD",
-    "adam": "Adam",
-    "rmsprop": "RMSprop",
+    **{name: spec.display_name for name, spec in OPTIMIZERS.items()},
 }
 
 _ACC_COLS = [
@@ -32,6 +32,7 @@ _ACC_COLS = [
     ("best_val_accuracy", "Best val acc (%)"),
 ]
 _REQUIRED = [
+    "arm",
     "model",
     "optimizer",
     "lr",
@@ -78,13 +79,20 @@ def _target_label(summary: pd.DataFrame) -> str:
     return "target"
 
 
-def _rows(summary: pd.DataFrame, pm: str, dash: str):
-    """Yield (model, [(cells, is_best), ...]) in model order (first appearance after sorting)."""
+def _rows(summary: pd.DataFrame, pm: str, dash: str, arm_order: list[str] | None = None):
+    """Yield (arm, model, [(cells, is_best), ...]): arms in the study's order (``arm_order``, else as the summary
+    lists them), models and optimizers in the registries' order."""
     missing = [c for c in _REQUIRED if c not in summary.columns]
     if missing:
-        raise ValueError(f"summary lacks columns: {', '.join(missing)}")
-    s = summary.sort_values(["model", "optimizer", "lr"], kind="mergesort")
-    for model, g in s.groupby("model", sort=False):
+        raise ValueError(f"summary.csv lacks columns: {', '.join(missing)}; run the metrics stage again")
+    ranks = {
+        "arm": {arm: rank for rank, arm in enumerate(arm_order or dict.fromkeys(summary["arm"]))},
+        "model": {model: rank for rank, model in enumerate(MODEL_SPECS)},
+        "optimizer": {optimizer: rank for rank, optimizer in enumerate(OPTIMIZERS)},
+    }
+    order = summary.assign(**{f"{key}_rank": summary[key].map(rank).fillna(len(rank)) for key, rank in ranks.items()})
+    s = order.sort_values(["arm_rank", "model_rank", "optimizer_rank", "optimizer", "lr"], kind="mergesort")
+    for (arm, model), g in s.groupby(["arm", "model"], sort=False):
         best = g["final_val_accuracy_mean"].max()
         strict = (g["final_val_accuracy_mean"] == best).sum() == 1  # a tie has no winner: nothing bold
         rows = []
@@ -100,7 +108,7 @@ def _rows(summary: pd.DataFrame, pm: str, dash: str):
             cells.append(dash if _nan(sec) else f"{sec:.0f}")
             is_best = strict and not _nan(best) and r["final_val_accuracy_mean"] == best
             rows.append((cells, is_best))
-        yield model, rows
+        yield arm, model, rows
 
 
 def _has_test(summary: pd.DataFrame) -> bool:
@@ -132,42 +140,54 @@ def _headers(summary: pd.DataFrame) -> list[str]:
     )
 
 
-def summary_markdown(summary: pd.DataFrame) -> str:
-    """One markdown table per model (``### <Model>`` heading), best optimizer row in bold."""
+def arm_heading(arm: str, arms: pd.DataFrame | None) -> str:
+    """``## Arm no_augmentation: training.augmentation.enabled=false`` (what it changes against the reference)."""
+    if arms is None or arm not in set(arms["arm"]):
+        return f"## Arm {arm}"
+    row = arms[arms["arm"] == arm].iloc[0]
+    if bool(row["reference"]):
+        return f"## Arm {arm} (the reference arm)"
+    changes = row["described"] if isinstance(row["described"], str) and row["described"] else "no setting changed"
+    return f"## Arm {arm}: {changes}"
+
+
+def summary_markdown(summary: pd.DataFrame, arms: pd.DataFrame | None = None) -> str:
+    """Per arm (``## Arm <name>``, with what it changes from ``arms.csv``), one markdown table per model
+    (``### <Model>``), best optimizer row in bold."""
     if summary.empty:
         return "_No runs to summarise._\n"
     head = _headers(summary)
-    out = []
-    for model, rows in _rows(summary, " ± ", "—"):
+    out, current_arm = [], None
+    for arm, model, rows in _rows(summary, " ± ", "—", None if arms is None else list(arms["arm"])):
+        if arm != current_arm:
+            out += [arm_heading(arm, arms), ""]
+            current_arm = arm
         out += [
             f"### {_name(model)}",
             "",
-            "| " + " | ".join(head) + " |",
-            "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|",
+            markdown.row(head),
+            markdown.rule(len(head), right_aligned_from=1),
         ]
         for cells, best in rows:
-            cells = [c.replace("|", "\\|") for c in cells]
-            if best:
-                cells = [f"**{c}**" for c in cells]
-            out.append("| " + " | ".join(cells) + " |")
+            out.append(markdown.row([f"**{c}**" for c in cells] if best else cells))
         out.append("")
     out.append(
         f"Accuracies in %, mean ± std over seeds when there are several; final = mean of the last "
         f"{_final_epochs(summary)} epochs (results.final_epochs). Epochs to "
         f"{_target_label(summary)}: first epoch whose training accuracy reaches it, mean "
         f"over the seeds that did (k/n: seeds that did). **Bold**: highest mean final "
-        f"validation accuracy per model, when no other optimizer ties it."
+        f"validation accuracy per arm and model, when no other optimizer ties it."
     )
     return "\n".join(out + tuned_markdown(summary)) + "\n"
 
 
 def tuned_markdown(summary: pd.DataFrame) -> list[str]:
-    """The tuned view, when the grid has several learning rates: per model and optimizer, the lr with the best
-    mean final validation accuracy (summary.csv's ``tuned`` rows), and what it reached."""
-    if "tuned" not in summary.columns or summary["lr"].nunique() < 2:
+    """The tuned view, for the arms whose grid has several learning rates: per arm, model and optimizer, the lr with
+    the best mean final validation accuracy (summary.csv's ``tuned`` rows), and what it reached."""
+    if "tuned" not in summary.columns or summary.groupby("arm")["lr"].nunique().max() < 2:
         return []
     test = _has_test(summary)
-    head = ["Model", "Optimizer", "Tuned LR", "Seeds", "Final val acc (%)", "Final train acc (%)"]
+    head = ["Arm", "Model", "Optimizer", "Tuned LR", "Seeds", "Final val acc (%)", "Final train acc (%)"]
     head += ["Test acc (%) [95% CI]"] if test else []
     lines = [
         "",
@@ -176,12 +196,14 @@ def tuned_markdown(summary: pd.DataFrame) -> list[str]:
         "Per model and optimizer, the learning rate with the best mean final validation accuracy "
         "(the test split, where there is one, never chooses).",
         "",
-        "| " + " | ".join(head) + " |",
-        "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|",
+        markdown.row(head),
+        markdown.rule(len(head), right_aligned_from=3),
     ]
-    for _, r in summary[summary["tuned"].astype(bool)].iterrows():
+    swept = summary.groupby("arm")["lr"].transform("nunique") > 1  # arms with one lr have nothing to tune
+    for _, r in summary[summary["tuned"].astype(bool) & swept].iterrows():
         n = int(r["n"])
         cells = [
+            str(r["arm"]),
             _name(r["model"]),
             _name(r["optimizer"]),
             f"{float(r['lr']):g}",
@@ -190,7 +212,7 @@ def tuned_markdown(summary: pd.DataFrame) -> list[str]:
             _mean_std(r["final_accuracy_mean"], r["final_accuracy_std"], n, 100.0, 1, " ± "),
         ]
         cells += [_test_cell(r, "—")] if test else []
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append(markdown.row(cells))
     return lines
 
 
@@ -213,7 +235,7 @@ def latex_escape(text: str) -> str:
     return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
 
 
-def summary_latex(summary: pd.DataFrame) -> str:
+def summary_latex(summary: pd.DataFrame, arms: pd.DataFrame | None = None) -> str:
     """A booktabs ``tabular`` (needs ``\\usepackage{booktabs}``), one block per model headed by
     an italic model row; best optimizer row per model in ``\\textbf{}``."""
     head = _headers(summary)
@@ -228,11 +250,13 @@ def summary_latex(summary: pd.DataFrame) -> str:
     if summary.empty:
         lines.append(f"\\multicolumn{{{ncol}}}{{l}}{{No runs}} \\\\")
     first = True
-    for model, rows in [] if summary.empty else _rows(summary, " $\\pm$ ", "--"):
+    arm_order = None if arms is None else list(arms["arm"])
+    for arm, model, rows in [] if summary.empty else _rows(summary, " $\\pm$ ", "--", arm_order):
         if not first:
             lines.append("\\midrule")
         first = False
-        lines.append(f"\\multicolumn{{{ncol}}}{{l}}{{\\textit{{{latex_escape(_name(model))}}}}} \\\\")
+        label = _name(model) if summary["arm"].nunique() == 1 else f"{arm}: {_name(model)}"
+        lines.append(f"\\multicolumn{{{ncol}}}{{l}}{{\\textit{{{latex_escape(label)}}}}} \\\\")
         for cells, best in rows:
             cells = [_escape_pm(c) for c in cells]
             if best:

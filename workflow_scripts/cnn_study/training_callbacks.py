@@ -9,15 +9,18 @@ so every backend (TensorFlow, JAX, torch) runs it.
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from pathlib import Path
 
 import keras
 import numpy as np
+import pandas as pd
 
-from cnn_study.training import BACKUP_METADATA, backup_metadata, epoch_order, reseed_random_layers, write_atomic
+from cnn_study.files import atomic_write
+from cnn_study.resume_state import backup_metadata, write_atomic
+from cnn_study.run_layout import BACKUP_METADATA
+from cnn_study.schedule import epoch_order, plateau_learning_rate
 
 
 class EpochBatches(keras.utils.PyDataset):
@@ -45,6 +48,74 @@ class EpochBatches(keras.utils.PyDataset):
         return self.x[picked], self.y[picked]
 
 
+#: Above this, the TensorFlow feed would hold too much in memory: such a training set stays memory-mapped
+#: and is fed by EpochBatches.
+IN_MEMORY_FEED_BYTES = 2 * 2**30
+
+
+def epoch_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, first_epoch: int, end_epoch: int):
+    """The training batches of the epochs first_epoch .. end_epoch - 1 as a tf.data pipeline (TensorFlow only):
+    the same batches as EpochBatches, in the same order, each a pure function of its (epoch, step).
+
+    The epochs' orders (epoch_order) are drawn here, in NumPy, and the pipeline only gathers each batch's
+    rows from the training set, held once in memory, in C++: no Python per batch, and no stateful op, so
+    prefetching stays on under op determinism (tf.data turns it off for a Python generator). Where the
+    batch size divides the training set, every batch has a static shape, which lets TensorFlow build the
+    gradients of the traced step with fixed shapes (Tile, not BroadcastTo with shape arithmetic)."""
+    import tensorflow as tf
+
+    count = len(x)
+    orders = np.stack([epoch_order(seed, epoch, count) for epoch in range(first_epoch, end_epoch)])
+    images, labels = tf.constant(np.asarray(x)), tf.constant(np.asarray(y))
+    if count % batch_size == 0:
+        indices = tf.data.Dataset.from_tensor_slices(orders.reshape(-1, batch_size))
+    else:  # each epoch ends with a shorter batch
+        indices = tf.data.Dataset.from_tensor_slices(orders).flat_map(
+            lambda order: tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+        )
+    batches = indices.map(lambda picked: (tf.gather(images, picked), tf.gather(labels, picked)))
+    return batches.prefetch(2)
+
+
+def training_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, first_epoch: int, end_epoch: int):
+    """What fit() is given for the epochs first_epoch .. end_epoch - 1: epoch_dataset on TensorFlow (a training
+    set that fits in memory), EpochBatches (a PyDataset, NumPy) on every other backend."""
+    if keras.backend.backend() == "tensorflow" and x.nbytes <= IN_MEMORY_FEED_BYTES:
+        return epoch_dataset(x, y, batch_size, seed, first_epoch, end_epoch)
+    return EpochBatches(x, y, batch_size, seed, first_epoch)
+
+
+def plateau_callback(rates: dict[str, float], phases: list[str], partial_history: Path):
+    """lr_schedule reduce_on_plateau: before each epoch, the rate follows from the phase's validation losses so
+    far (the resumed epochs' rows included). Replayed from the history instead of Keras' callback state, so a
+    resumed run uses exactly the rates of an uninterrupted one, however the fit calls are cut."""
+    losses = []
+    if partial_history.exists():
+        done = pd.read_csv(partial_history)
+        losses += list(zip(done["phase"], done["val_loss"].astype(float), strict=True))
+
+    def set_rate(epoch, logs=None):
+        phase = phases[epoch]
+        callback.model.optimizer.learning_rate = plateau_learning_rate(
+            rates[phase], [v for p, v in losses if p == phase]
+        )
+
+    def record(epoch, logs=None):
+        losses.append((phases[epoch], float(logs["val_loss"])))
+
+    callback = keras.callbacks.LambdaCallback(on_epoch_begin=set_rate, on_epoch_end=record)
+    return callback
+
+
+def reseed_random_layers(model, seed: int, epoch: int) -> None:
+    """Set every random layer's generator (augmentation, dropout) to a state drawn from (seed, epoch, layer),
+    so an epoch's random draws do not depend on the epochs run before it in this process."""
+    states = [v for v in model.variables if v.name == "seed_generator_state"]
+    for index, state in enumerate(states):
+        value = int(np.random.default_rng([seed, epoch, index]).integers(1, 2**31 - 1))
+        state.assign(np.array([value, 0], dtype=state.dtype))
+
+
 class EpochSeeds(keras.callbacks.Callback):
     """Re-seeds the random layers from (seed, epoch) at each epoch's start (before the first step
     reads the variables, also on JAX, whose fit() takes the model's state at an epoch's first step)."""
@@ -55,6 +126,27 @@ class EpochSeeds(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         reseed_random_layers(self.model, self.seed, epoch)
+
+
+class BatchNormStatistics(keras.callbacks.Callback):
+    """training.batch_norm_statistics recomputed: after an epoch's training steps, before its validation, the
+    trainable batch-normalization layers get the statistics of the training images under the epoch's final
+    weights (cnn_study.models.recompute_batch_norm_statistics). A function of those weights and the cached
+    images: the backup saves the result, and a resumed run recomputes the same."""
+
+    def __init__(self, images: np.ndarray, batch_size: int):
+        super().__init__()
+        self.images, self.batch_size = images, batch_size
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.pending = True
+
+    def on_test_begin(self, logs=None):
+        if self.pending:  # validation of a training epoch, not a later evaluate()
+            from cnn_study.models import recompute_batch_norm_statistics
+
+            recompute_batch_norm_statistics(self.model, self.images, self.batch_size)
+            self.pending = False
 
 
 class EpochStats(keras.callbacks.Callback):
@@ -141,12 +233,8 @@ class AsyncBackup(keras.callbacks.Callback):
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             weights = self.directory / f"epoch-{epochs_done:04d}.npz"
-            partial = weights.with_name(weights.name + ".partial")
-            with open(partial, "wb") as handle:
+            with atomic_write(weights, durable=True) as partial, open(partial, "wb") as handle:  # no partial left
                 np.savez(handle, *arrays)
-                handle.flush()
-                os.fsync(handle.fileno())
-            partial.replace(weights)
             write_atomic(self.directory / BACKUP_METADATA, json.dumps({"epoch": epochs_done, "weights": weights.name}))
             for stale in self.directory.glob("epoch-*"):
                 if stale != weights:
@@ -165,11 +253,11 @@ class AsyncBackup(keras.callbacks.Callback):
         with np.load(self.directory / record["weights"]) as stored:
             arrays = [stored[f"arr_{i}"] for i in range(len(stored.files))]
         shapes = [tuple(v.shape) for v in variables]
-        if len(arrays) != len(variables) or any(a.shape != s for a, s in zip(arrays, shapes)):
+        if len(arrays) != len(variables) or any(a.shape != s for a, s in zip(arrays, shapes, strict=True)):
             raise ValueError(
                 f"{self.directory / record['weights']}: the backup does not match this model "
                 f"({len(arrays)} arrays for {len(variables)} variables); delete {self.directory.parent} to start afresh"
             )
-        for variable, array in zip(variables, arrays):
+        for variable, array in zip(variables, arrays, strict=True):
             variable.assign(array)
         return int(record["epoch"])

@@ -29,8 +29,6 @@ from cnn_study.model_specs import MODEL_SPECS, ImagenetWeights
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BASE_URL = "https://storage.googleapis.com/tensorflow/keras-applications"
-
 _CHUNK = 1 << 20
 
 
@@ -63,7 +61,7 @@ def file_hash(path: os.PathLike | str, algorithm: str) -> str:
     return hasher.hexdigest()
 
 
-def weights_url(model: str, base_url: str = DEFAULT_BASE_URL) -> str:
+def weights_url(model: str, base_url: str) -> str:
     """URL of the model's notop file under ``base_url`` (the keras-applications root)."""
     weights = published_weights(model)
     return f"{base_url.rstrip('/')}/{weights.folder}/{weights.file_name}"
@@ -120,7 +118,7 @@ def download(url: str, out, hasher, timeout: float) -> int:
 def fetch_weights(
     model: str,
     dest: os.PathLike | str,
-    base_url: str = DEFAULT_BASE_URL,
+    base_url: str,
     timeout: float = 60,
     expected_hash: str | None = None,
 ) -> pathlib.Path:
