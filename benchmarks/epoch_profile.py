@@ -1,21 +1,32 @@
-"""Where one traced epoch's time goes, from what common.EpochTracer wrote (TensorFlow profiler and cProfile).
+"""Where one steady epoch's time goes, for the workflow's training and for the hand-written script.
 
-    python benchmarks/epoch_profile.py TRACE_DIR [TRACE_DIR ...]
+    python benchmarks/epoch_profile.py WORKDIR [--arm deterministic] [--seed 0] [--epoch 2]
 
-Op time: the TensorFlow profiler's per-op events on the executor threads (an op's own time, without the ops it
-runs inside it, summed over threads; intra-op helper threads are counted in the op that calls them), grouped
-by what the op belongs to: the input feed (tf.data and the generator behind a PyDataset), the augmentation
-layers, the ImageNet preprocessing, dtype casts, the backbone's forward and backward pass, the head, the loss
-and metrics, the optimizer's update, validation. Python: cProfile of the training thread, by function.
+WORKDIR is a finished `benchmarks/run.py --workdir WORKDIR` (stage train). Each side is run again in this
+process, on that run's own settings (its run.json) and cache, with one epoch traced: the TensorFlow profiler
+(every op and thread) and cProfile (the training thread's Python). Tracing slows the epoch it traces, so these
+runs are not timed; run.py's are. Op time is an op's own time, without the ops it runs inside it, summed
+over threads, grouped by what the op belongs to: the input feed, augmentation, preprocessing, dtype casts,
+the backbone's forward and backward pass, the head, loss and metrics, the optimizer, validation.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import cProfile
 import json
+import os
 import pstats
+import sys
+import tempfile
+import time
 from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parent / "workflow_scripts"), str(HERE)]
+from cnn_study import run_layout  # noqa: E402
+from cnn_study.image_cache import CACHE_FOLDER, cache_paths  # noqa: E402
 
 # (category, substrings of an op's name or type; the first category that matches wins). Names are the
 # traced functions' scopes: Keras names them after the layers.
@@ -115,7 +126,7 @@ def summarize(trace_dir: str | Path) -> dict:
 
 def report(name: str, summary: dict) -> str:
     lines = [
-        f"{name}: traced epoch {summary['window'].get('epoch')}, {summary['window'].get('wall_s', 0):.2f} s wall, "
+        f"{name}: traced epoch {summary['window'].get('wall_s', 0):.2f} s wall, "
         f"{summary['window'].get('cpu_s', 0):.2f} CPU-s (with the profiler's own cost)"
     ]
     ops = summary["ops"]
@@ -136,12 +147,99 @@ def report(name: str, summary: dict) -> str:
     return "\n".join(lines)
 
 
+class EpochTracer:
+    """Keras callback: traces epoch `epoch` (1-based) from its start to its end into `directory`."""
+
+    def __init__(self, keras, directory: Path, epoch: int):
+        tracer = self
+
+        class Callback(keras.callbacks.Callback):
+            def on_epoch_begin(self, index, logs=None):
+                if index + 1 == epoch:
+                    tracer.start()
+
+            def on_epoch_end(self, index, logs=None):
+                if index + 1 == epoch:
+                    tracer.stop()
+
+        self.directory, self.callback, self.tensorflow = directory, Callback(), keras.backend.backend() == "tensorflow"
+
+    def start(self) -> None:
+        if self.tensorflow:
+            import tensorflow as tf
+
+            tf.profiler.experimental.start(str(self.directory / "tf"))
+        self.profile, self.window = cProfile.Profile(), (time.perf_counter(), time.process_time())
+        self.profile.enable()
+
+    def stop(self) -> None:
+        self.profile.disable()
+        wall, cpu = time.perf_counter() - self.window[0], time.process_time() - self.window[1]
+        if self.tensorflow:
+            import tensorflow as tf
+
+            tf.profiler.experimental.stop()
+        self.profile.dump_stats(str(self.directory / "python.pstats"))
+        (self.directory / "window.json").write_text(json.dumps({"wall_s": wall, "cpu_s": cpu}))
+
+
+def trace(workdir: Path, run: dict, side: str, epoch: int, directory: Path, threads: int) -> dict:
+    """Run one side again with `epoch` traced. Keras' fit gets the tracer as one more callback (a profiler's
+    only way in: neither side takes callbacks from outside)."""
+    settings = json.loads((workdir / run_layout.run_folder(run) / run_layout.PROVENANCE).read_text())["settings"]
+    data = cache_paths(workdir / CACHE_FOLDER.format(size=settings["input_size"]))
+    directory.mkdir(parents=True, exist_ok=True)
+    os.environ["KERAS_BACKEND"] = settings["backend"]
+    import keras
+
+    tracer, fit = EpochTracer(keras, directory, epoch), keras.Model.fit
+    keras.Model.fit = lambda model, *args, callbacks=(), **kwargs: fit(
+        model, *args, callbacks=[*callbacks, tracer.callback], **kwargs
+    )
+    if side == "workflow":
+        from cnn_study.training import train_run
+
+        scratch = directory / "run"
+        train_run(
+            settings,
+            data,
+            None,
+            scratch / "history.csv",
+            None,
+            scratch / "run.json",
+            scratch / "resume",
+            threads,
+            keep="none",
+        )
+    else:
+        import handwritten
+
+        handwritten.train(settings, data, "arrays", str(directory / "epochs.csv"), threads)
+    return summarize(directory)
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("trace_dirs", nargs="+")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("workdir", type=Path)
+    parser.add_argument("--arm", default="deterministic")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epoch", type=int, default=2, help="the traced epoch, 1-based (default: the first steady)")
+    parser.add_argument("--side", choices=["workflow", "handwritten"], help="one side, in this process")
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--out", type=Path, help="trace folder (default: a temporary one)")
     args = parser.parse_args()
-    for trace_dir in args.trace_dirs:
-        print(report(trace_dir, summarize(trace_dir)))
+    run = {"arm": args.arm, "model": "resnet50", "optimizer": "sgd", "lr": "0.001", "seed": args.seed}
+    if args.side:  # each side in a process of its own: op determinism and threads are process-wide
+        out = args.out or Path(tempfile.mkdtemp(prefix="trace_"))
+        print(report(f"{args.side} ({args.arm})", trace(args.workdir, run, args.side, args.epoch, out, args.threads)))
+        return
+    import subprocess
+
+    for side in ("workflow", "handwritten"):
+        out = (args.out or Path(tempfile.mkdtemp(prefix="trace_"))) / side
+        command = [sys.executable, __file__, str(args.workdir), "--arm", args.arm, "--seed", str(args.seed)]
+        command += ["--epoch", str(args.epoch), "--side", side, "--threads", str(args.threads), "--out", str(out)]
+        subprocess.run(command, check=True)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from snakemake.exceptions import WorkflowError
 sys.path.insert(0, str(Path(workflow.current_basedir).parent / "workflow_scripts"))
 
 from cnn_study import run_layout, settings  # noqa: E402
-from cnn_study.image_cache import SPLITS, TEST_SPLITS, cache_paths  # noqa: E402
+from cnn_study.image_cache import CACHE_FOLDER, SPLITS, TEST_SPLITS, cache_paths  # noqa: E402
 from cnn_study.figure_names import ARM_FIGURE, FIGURES, pdf_key  # noqa: E402
 from cnn_study.migrate_runs import legacy_runs_message  # noqa: E402
 from cnn_study.run_model import kept_model_file  # noqa: E402
@@ -54,13 +54,17 @@ if config["dataset"]["source"] == "kaggle" and damaged_archive_message(KAGGLE_AR
     raise WorkflowError(damaged_archive_message(KAGGLE_ARCHIVE))
 
 
+# Where rule make_synthetic_dataset writes the generated demo archive (dataset.source synthetic).
+SYNTHETIC_ARCHIVE = "results/data/synthetic/train.zip"
+
+
 def dataset_archive():
     """Where the raw images come from: a download, the generated demo set, or a local path."""
     source = config["dataset"]["source"]
     if source == "kaggle":
         return KAGGLE_ARCHIVE
     if source == "synthetic":
-        return "results/data/synthetic/train.zip"
+        return SYNTHETIC_ARCHIVE
     if not Path(source).exists():
         raise WorkflowError(
             f"invalid config: dataset.source {source!r} is neither kaggle, synthetic nor an "
@@ -78,7 +82,7 @@ def selection_inputs(wildcards):
 
 def cache_files(size, splits=SPLITS):
     """The decode-once cache of one input size: every arm whose models have that size shares it."""
-    return cache_paths(f"results/data/cache/{size}px", splits)
+    return cache_paths(CACHE_FOLDER.format(size=size), splits)
 
 
 def test_cache_files(size):

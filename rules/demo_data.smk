@@ -1,6 +1,6 @@
 rule make_synthetic_dataset:
     output:
-        archive="results/data/synthetic/train.zip",
+        archive=SYNTHETIC_ARCHIVE,
     log:
         "logs/make_synthetic_dataset.log",
     conda:

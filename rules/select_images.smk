@@ -6,6 +6,9 @@ rule select_images:
         rejected="results/data/rejected.csv",
     log:
         "logs/select_images.log",
+    # read by benchmarks/run.py (data): the screening and the pick, without Snakemake's start-up
+    benchmark:
+        "results/benchmarks/select_images.tsv"
     conda:
         "../envs/data.yaml"
     params:

@@ -80,7 +80,7 @@ def slurm_logs(workdir: Path, rule: str) -> dict[str, Path]:
 # ---- the real workflow -------------------------------------------------------------------------
 
 DEMO_CONFIG = "configs/demo.yaml"
-TIMING_COLUMNS = {"epoch_seconds", "images_per_second"}
+TIMING_COLUMNS = {"epoch_seconds", "epoch_cpu_seconds", "images_per_second"}
 # The demo's full grid (2 models x 3 optimizers, ~9 min on 2 cores) is too slow to run twice
 # here; the test grid keeps the demo config and swaps in AlexNet (the one architecture without
 # ImageNet weights, seconds per run). SLURM_TEST_FULL_DEMO=1 runs the demo's own grid instead.

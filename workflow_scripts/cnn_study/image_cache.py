@@ -42,6 +42,8 @@ RESAMPLE = Image.Resampling.BILINEAR
 #: The splits a training job reads; the held-out test split has a cache of its own (built only when
 #: dataset.n_test > 0), so adding a test split never rebuilds the training cache or retrains a run.
 SPLITS = ("train", "val")
+#: Where the workflow keeps the cache of one input size (rule build_image_cache), under its working directory.
+CACHE_FOLDER = "results/data/cache/{size}px"
 TEST_SPLITS = ("test",)
 ARRAYS = ("images", "labels")
 

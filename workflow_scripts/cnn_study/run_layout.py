@@ -28,6 +28,8 @@ RUNS_ROOT = "results/runs"
 TRAIN_LOGS = "logs/train"
 TEST_LOGS = "logs/evaluate_test"
 TRAIN_BENCHMARKS = "results/benchmarks/train"
+#: benchmarks/Snakefile: the hand-written Keras script of a run, under the run's path, per feed.
+HANDWRITTEN_ROOT = "results/benchmarks/handwritten"
 
 # ---- a finished run's files -------------------------------------------------------------------------------
 HISTORY = "history.csv"

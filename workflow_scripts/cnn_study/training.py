@@ -41,9 +41,10 @@ HISTORY_COLUMNS = [
     "val_accuracy",
     "learning_rate",
     "epoch_seconds",
+    "epoch_cpu_seconds",
     "images_per_second",
 ]
-TIMING_COLUMNS = ["epoch_seconds", "images_per_second"]
+TIMING_COLUMNS = ["epoch_seconds", "epoch_cpu_seconds", "images_per_second"]
 
 
 def phase_learning_rate(keras, settings: dict, phase: str, phases: list[str], steps_per_epoch: int):

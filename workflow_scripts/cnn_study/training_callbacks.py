@@ -161,6 +161,7 @@ class EpochStats(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started, self.steps_ended = time.perf_counter(), None
+        self.cpu_started = time.process_time()
 
     def on_test_begin(self, logs=None):
         if self.steps_ended is None:
@@ -171,6 +172,8 @@ class EpochStats(keras.callbacks.Callback):
         logs["phase"] = self.phases[epoch]
         logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         logs["epoch_seconds"] = now - self.started
+        # every thread of the process (input pipeline, backup writer): what the epoch cost a shared machine
+        logs["epoch_cpu_seconds"] = time.process_time() - self.cpu_started
         logs["images_per_second"] = self.train_images / max((self.steps_ended or now) - self.started, 1e-9)
 
 
