@@ -216,7 +216,9 @@ class AsyncBackup(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.wait()
-        arrays = [np.array(keras.ops.convert_to_numpy(v), copy=True) for v in backup_variables(self.model)]
+        arrays = [keras.ops.convert_to_numpy(v) for v in backup_variables(self.model)]
+        if keras.backend.backend() != "tensorflow":  # TensorFlow's are copies already; JAX's and torch's may be
+            arrays = [np.array(a, copy=True) for a in arrays]  # views of buffers the next step reuses
         self._thread = threading.Thread(target=self._write, args=(epoch + 1, arrays), daemon=True)
         self._thread.start()
 

@@ -6,9 +6,9 @@ they read; mutmut mutates only that module (and the code of others it is scored 
 only those tests. Prints one line per module
 (killed / total) and, with --markdown, the table for docs/mutation.md.
 
-    .venv/bin/python benchmarks/mutation.py                      # all modules
-    .venv/bin/python benchmarks/mutation.py screening selection  # some
-    .venv/bin/python benchmarks/mutation.py --max-children 2 --markdown
+    .venv/bin/python tests/mutation.py                      # all modules
+    .venv/bin/python tests/mutation.py screening selection  # some
+    .venv/bin/python tests/mutation.py --max-children 2 --markdown
 """
 
 from __future__ import annotations
