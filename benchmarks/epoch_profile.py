@@ -18,6 +18,7 @@ import cProfile
 import json
 import os
 import pstats
+import subprocess
 import sys
 import tempfile
 import time
@@ -25,6 +26,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent / "workflow_scripts"), str(HERE)]
+import handwritten  # noqa: E402
+import run as bench  # noqa: E402
+
 from cnn_study import run_layout  # noqa: E402
 from cnn_study.image_cache import CACHE_FOLDER, cache_paths  # noqa: E402
 
@@ -147,40 +151,27 @@ def report(name: str, summary: dict) -> str:
     return "\n".join(lines)
 
 
-class EpochTracer:
-    """Keras callback: traces epoch `epoch` (1-based) from its start to its end into `directory`."""
+def epoch_tracer(keras, directory: Path, epoch: int):
+    """A Keras callback tracing epoch `epoch` (1-based), from its start to its end, into `directory`."""
+    import tensorflow as tf  # its profiler: the TensorFlow backend only
 
-    def __init__(self, keras, directory: Path, epoch: int):
-        tracer = self
+    window = {}
 
-        class Callback(keras.callbacks.Callback):
-            def on_epoch_begin(self, index, logs=None):
-                if index + 1 == epoch:
-                    tracer.start()
+    def start(index, logs=None):
+        if index + 1 == epoch:
+            tf.profiler.experimental.start(str(directory / "tf"))
+            window.update(profile=cProfile.Profile(), wall=time.perf_counter(), cpu=time.process_time())
+            window["profile"].enable()
 
-            def on_epoch_end(self, index, logs=None):
-                if index + 1 == epoch:
-                    tracer.stop()
-
-        self.directory, self.callback, self.tensorflow = directory, Callback(), keras.backend.backend() == "tensorflow"
-
-    def start(self) -> None:
-        if self.tensorflow:
-            import tensorflow as tf
-
-            tf.profiler.experimental.start(str(self.directory / "tf"))
-        self.profile, self.window = cProfile.Profile(), (time.perf_counter(), time.process_time())
-        self.profile.enable()
-
-    def stop(self) -> None:
-        self.profile.disable()
-        wall, cpu = time.perf_counter() - self.window[0], time.process_time() - self.window[1]
-        if self.tensorflow:
-            import tensorflow as tf
-
+    def stop(index, logs=None):
+        if index + 1 == epoch:
+            window["profile"].disable()
+            seconds = {"wall_s": time.perf_counter() - window["wall"], "cpu_s": time.process_time() - window["cpu"]}
             tf.profiler.experimental.stop()
-        self.profile.dump_stats(str(self.directory / "python.pstats"))
-        (self.directory / "window.json").write_text(json.dumps({"wall_s": wall, "cpu_s": cpu}))
+            window["profile"].dump_stats(str(directory / "python.pstats"))
+            (directory / "window.json").write_text(json.dumps(seconds))
+
+    return keras.callbacks.LambdaCallback(on_epoch_begin=start, on_epoch_end=stop)
 
 
 def trace(workdir: Path, run: dict, side: str, epoch: int, directory: Path, threads: int) -> dict:
@@ -192,28 +183,17 @@ def trace(workdir: Path, run: dict, side: str, epoch: int, directory: Path, thre
     os.environ["KERAS_BACKEND"] = settings["backend"]
     import keras
 
-    tracer, fit = EpochTracer(keras, directory, epoch), keras.Model.fit
+    tracer, fit = epoch_tracer(keras, directory, epoch), keras.Model.fit
     keras.Model.fit = lambda model, *args, callbacks=(), **kwargs: fit(
-        model, *args, callbacks=[*callbacks, tracer.callback], **kwargs
+        model, *args, callbacks=[*callbacks, tracer], **kwargs
     )
     if side == "workflow":
         from cnn_study.training import train_run
 
-        scratch = directory / "run"
-        train_run(
-            settings,
-            data,
-            None,
-            scratch / "history.csv",
-            None,
-            scratch / "run.json",
-            scratch / "resume",
-            threads,
-            keep="none",
-        )
+        outputs = {name: directory / "run" / name for name in ("history.csv", "run.json", "resume")}
+        train_run(settings, data, None, outputs["history.csv"], None, outputs["run.json"], outputs["resume"],
+                  threads, keep="none")  # fmt: skip
     else:
-        import handwritten
-
         handwritten.train(settings, data, "arrays", str(directory / "epochs.csv"), threads)
     return summarize(directory)
 
@@ -224,22 +204,17 @@ def main() -> None:
     parser.add_argument("--arm", default="deterministic")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epoch", type=int, default=2, help="the traced epoch, 1-based (default: the first steady)")
-    parser.add_argument("--side", choices=["workflow", "handwritten"], help="one side, in this process")
+    parser.add_argument("--side", choices=["workflow", "handwritten"], help="one side only, in this process")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
-    parser.add_argument("--out", type=Path, help="trace folder (default: a temporary one)")
+    parser.add_argument("--out", type=Path, default=Path(tempfile.mkdtemp(prefix="trace_")), help="trace folder")
     args = parser.parse_args()
-    run = {"arm": args.arm, "model": "resnet50", "optimizer": "sgd", "lr": "0.001", "seed": args.seed}
-    if args.side:  # each side in a process of its own: op determinism and threads are process-wide
-        out = args.out or Path(tempfile.mkdtemp(prefix="trace_"))
-        print(report(f"{args.side} ({args.arm})", trace(args.workdir, run, args.side, args.epoch, out, args.threads)))
+    if args.side:
+        run = {"arm": args.arm, "seed": args.seed, **bench.RUN}
+        summary = trace(args.workdir, run, args.side, args.epoch, args.out / args.side, args.threads)
+        print(report(f"{args.side} ({args.arm})", summary))
         return
-    import subprocess
-
-    for side in ("workflow", "handwritten"):
-        out = (args.out or Path(tempfile.mkdtemp(prefix="trace_"))) / side
-        command = [sys.executable, __file__, str(args.workdir), "--arm", args.arm, "--seed", str(args.seed)]
-        command += ["--epoch", str(args.epoch), "--side", side, "--threads", str(args.threads), "--out", str(out)]
-        subprocess.run(command, check=True)
+    for side in ("workflow", "handwritten"):  # each in a process of its own: determinism and threads are global
+        subprocess.run([sys.executable, *sys.argv, "--side", side, "--out", str(args.out)], check=True)
 
 
 if __name__ == "__main__":

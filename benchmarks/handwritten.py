@@ -118,28 +118,23 @@ def decoding_loader(keras, archive: str, rows: list[dict], settings: dict, shuff
     return Decoding()
 
 
-class EpochClock:
-    """Per epoch: wall and CPU seconds (all threads), and the training steps' images per second (the clock
-    stops where validation starts: no per-batch hook, which would turn off Keras' async batch ends)."""
+def epoch_clock(keras, images: int, rows: list):
+    """A callback adding a row per epoch: wall and CPU seconds (all threads), and the training steps' images per
+    second (the clock stops where validation starts; no per-batch hook, which turns off async batch ends)."""
+    clock = {}
 
-    def __init__(self, keras, images: int):
-        self.images, self.rows = images, []
-        clock = self
+    def begin(epoch, logs=None):
+        clock.update(wall=time.perf_counter(), cpu=time.process_time(), steps_ended=None)
 
-        class Callback(keras.callbacks.Callback):
-            def on_epoch_begin(self, epoch, logs=None):
-                clock.started, clock.cpu, clock.steps_ended = time.perf_counter(), time.process_time(), None
+    def steps_end(logs=None):
+        clock["steps_ended"] = clock["steps_ended"] or time.perf_counter()
 
-            def on_test_begin(self, logs=None):
-                clock.steps_ended = clock.steps_ended or time.perf_counter()
+    def end(epoch, logs=None):
+        now = time.perf_counter()
+        steps = (clock["steps_ended"] or now) - clock["wall"]
+        rows.append([epoch + 1, now - clock["wall"], time.process_time() - clock["cpu"], images / steps, logs["loss"]])
 
-            def on_epoch_end(self, epoch, logs=None):
-                now = time.perf_counter()
-                steps = (clock.steps_ended or now) - clock.started
-                row = [epoch + 1, now - clock.started, time.process_time() - clock.cpu, clock.images / steps]
-                clock.rows.append([*row, float(logs["loss"])])
-
-        self.callback = Callback()
+    return keras.callbacks.LambdaCallback(on_epoch_begin=begin, on_epoch_end=end, on_test_begin=steps_end)
 
 
 def train(settings: dict, data: dict, feed: str, epochs_csv: str, threads: int) -> None:
@@ -149,22 +144,21 @@ def train(settings: dict, data: dict, feed: str, epochs_csv: str, threads: int) 
     x_val = np.load(data["val_images"])
     y_val = keras.utils.to_categorical(np.load(data["val_labels"]), classes)
     model = build(keras, settings)
-    fit = {"epochs": settings["epochs"], "validation_data": (x_val, y_val), "verbose": 2}
+    fit, rows = {"epochs": settings["epochs"], "validation_data": (x_val, y_val), "verbose": 2}, []
     if feed == "arrays":
         x, y = np.load(data["train_images"]), keras.utils.to_categorical(np.load(data["train_labels"]), classes)
-        clock = EpochClock(keras, len(x))
-        model.fit(x, y, batch_size=settings["batch_size"], shuffle=True, callbacks=[clock.callback], **fit)
+        clock = epoch_clock(keras, len(x), rows)
+        model.fit(x, y, batch_size=settings["batch_size"], shuffle=True, callbacks=[clock], **fit)
     elif feed == "decode":
         with open(data["manifest"], newline="") as handle:
-            rows = [row for row in csv.DictReader(handle) if row["split"] == "train"]
-        clock = EpochClock(keras, len(rows))
-        loader = decoding_loader(keras, data["archive"], rows, settings, shuffle=True)
-        model.fit(loader, callbacks=[clock.callback], **fit)
+            files = [row for row in csv.DictReader(handle) if row["split"] == "train"]
+        loader = decoding_loader(keras, data["archive"], files, settings, shuffle=True)
+        model.fit(loader, callbacks=[epoch_clock(keras, len(files), rows)], **fit)
     else:
         raise ValueError(f"feed {feed!r}: use arrays or decode")
     partial = f"{epochs_csv}.partial"
     with open(partial, "w", newline="") as handle:
-        csv.writer(handle).writerows([TIMING, *clock.rows])
+        csv.writer(handle).writerows([TIMING, *rows])
     os.replace(partial, epochs_csv)
 
 

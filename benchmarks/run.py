@@ -96,18 +96,13 @@ def study_files(workdir: Path, args) -> list:
     return [REPO / "config.yaml", REPO / "benchmarks" / "cpu.yaml", workdir / "bench.yaml"]
 
 
-def side_target(arm: str, feed: str | None, seed: int, run: dict | None = None) -> str:
-    run = run or {"arm": arm, "seed": seed, **RUN}
+def side_files(arm: str, feed: str | None, seed: int, run: dict | None = None) -> tuple[str, str]:
+    """A side's per-epoch file (history.csv of the train job, or the hand-written job's epochs.csv) and TSV."""
+    path = run_layout.run_path(run or {"arm": arm, "seed": seed, **RUN})
     if feed is None:
-        return run_layout.run_file(run_layout.HISTORY).format(**run)
-    return f"{run_layout.HANDWRITTEN_ROOT}/{run_layout.run_path(run)}/{feed}/epochs.csv"
-
-
-def side_benchmark(arm: str, feed: str | None, seed: int) -> str:
-    run = {"arm": arm, "seed": seed, **RUN}
-    if feed is None:
-        return f"{run_layout.TRAIN_BENCHMARKS}/{run_layout.run_path(run)}.tsv"
-    return f"{run_layout.HANDWRITTEN_ROOT}/{run_layout.run_path(run)}/{feed}/benchmark.tsv"
+        return f"{run_layout.RUNS_ROOT}/{path}/{run_layout.HISTORY}", f"{run_layout.TRAIN_BENCHMARKS}/{path}.tsv"
+    folder = f"{run_layout.HANDWRITTEN_ROOT}/{path}/{feed}"
+    return f"{folder}/epochs.csv", f"{folder}/benchmark.tsv"
 
 
 def side_by_side(workdir: Path, files: list, sides: list, repeats: int, cores: int) -> None:
@@ -115,14 +110,15 @@ def side_by_side(workdir: Path, files: list, sides: list, repeats: int, cores: i
     for repeat in range(repeats):
         for label, arm, feed in sides if repeat % 2 == 0 else sides[::-1]:
             log(f"repeat {repeat + 1}/{repeats}: {label} ({arm}{', ' + feed if feed else ''})")
-            snakemake(workdir, files, "--cores", str(cores), *threads, "--", side_target(arm, feed, repeat))
+            snakemake(workdir, files, "--cores", str(cores), *threads, "--", side_files(arm, feed, repeat)[0])
 
 
 def side_numbers(workdir: Path, arm: str, feed: str | None, seed: int, images: int) -> dict:
     """What one job wrote: its epochs (steady = second and later) and its benchmark TSV."""
-    epochs = pd.read_csv(workdir / side_target(arm, feed, seed))
+    epochs_file, benchmark = side_files(arm, feed, seed)
+    epochs = pd.read_csv(workdir / epochs_file)
     steady = epochs[epochs["epoch"] >= 2]
-    job = pd.read_csv(workdir / side_benchmark(arm, feed, seed), sep="\t").iloc[0]
+    job = pd.read_csv(workdir / benchmark, sep="\t").iloc[0]
     return {
         "steps_img_per_s": float(steady["images_per_second"].median()),
         "img_per_cpu_s": images / float(steady["epoch_cpu_seconds"].median()),
@@ -289,29 +285,15 @@ def runs_report(workdir: Path, files: list, arms: list[str]) -> str:
     study = settings.prepare_study(settings.read_config_files(files))
     lines = ["run | epochs | first s | steady s | ms/step | projected s"]
     for run in arm_runs(files, arms):
-        folder = workdir / run_layout.run_folder(run)
-        history = next(
-            (
-                p
-                for p in (folder / run_layout.HISTORY, folder / run_layout.RESUME / run_layout.PARTIAL_HISTORY)
-                if p.exists()
-            ),
-            None,
-        )
-        config = study[run["arm"]]
-        if history is None:
-            lines.append(f"{run_layout.run_path(run)} | 0 of {config['training']['epochs']} | | | |")
-            continue
-        epochs = pd.read_csv(history)
-        steady = epochs["epoch_seconds"].iloc[1:].median() if len(epochs) > 1 else None
-        step_ms = (
-            1000 * config["training"]["batch_size"] / epochs["images_per_second"].iloc[1:].median() if steady else None
-        )
-        projected = epochs["epoch_seconds"].iloc[0] + (config["training"]["epochs"] - 1) * steady if steady else None
-        lines.append(
-            f"{run_layout.run_path(run)} | {len(epochs)} of {config['training']['epochs']} | "
-            f"{epochs['epoch_seconds'].iloc[0]:.1f} | {fmt(steady)} | {fmt(step_ms, '.1f')} | {fmt(projected, '.0f')}"
-        )
+        folder, training = workdir / run_layout.run_folder(run), study[run["arm"]]["training"]
+        found = [p for p in (folder / run_layout.HISTORY, folder / run_layout.RESUME / run_layout.PARTIAL_HISTORY)
+                 if p.exists()]  # fmt: skip
+        epochs = pd.read_csv(found[0]) if found else pd.DataFrame({"epoch_seconds": [], "images_per_second": []})
+        first, steady = epochs["epoch_seconds"].iloc[:1].sum(), epochs["epoch_seconds"].iloc[1:].median()
+        step_ms = 1000 * training["batch_size"] / epochs["images_per_second"].iloc[1:].median()
+        projected = first + (training["epochs"] - 1) * steady
+        lines.append(f"{run_layout.run_path(run)} | {len(epochs)} of {training['epochs']} | {first:.1f} | "
+                     f"{steady:.2f} | {step_ms:.1f} | {projected:.0f}")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -333,7 +315,7 @@ def main() -> None:
     parser.add_argument("--runs", nargs="+", metavar="ARM", help="print the progress of these arms' runs in --workdir")
     args = parser.parse_args()
     if args.targets:
-        print(" ".join(side_target(r["arm"], None, r["seed"], r) for r in arm_runs(args.configfile, args.targets)))
+        print(" ".join(side_files(r["arm"], None, r["seed"], r)[0] for r in arm_runs(args.configfile, args.targets)))
         return
     if args.runs:
         print(runs_report(args.workdir, args.configfile, args.runs))

@@ -28,7 +28,7 @@ def dry_run(workdir, files, *targets) -> dict[str, int]:
 
 @pytest.mark.workflow
 def test_every_side_of_the_cpu_comparisons_is_a_job_of_the_benchmark_workflow(tmp_path):
-    targets = [bench.side_target(arm, feed, 1) for stage in bench.SIDES.values() for _, arm, feed in stage]
+    targets = [bench.side_files(arm, feed, 1)[0] for stage in bench.SIDES.values() for _, arm, feed in stage]
     counts = dry_run(tmp_path, CPU_STUDY, *targets)
     assert counts["train"] == 2 and counts["handwritten"] == 4  # deterministic and not; the input's cache and decode
     assert counts["build_image_cache"] == 1  # one cache: both sides read the same arrays
@@ -43,19 +43,20 @@ def test_the_gpu_arms_plan_the_papers_grid_and_the_levers(tmp_path):
     }
     levers = bench.arm_runs(GPU_STUDY, ["spe1", "spe50", "bfloat16"])
     assert [r["arm"] for r in levers] == ["spe1", "spe50", "bfloat16"]
-    targets = [bench.side_target(r["arm"], None, r["seed"], r) for r in paper + levers]
+    targets = [bench.side_files(r["arm"], None, r["seed"], r)[0] for r in paper + levers]
     assert dry_run(tmp_path, GPU_STUDY, *targets)["train"] == 9
 
 
 def write_side(workdir, arm, feed, seed, epoch_seconds, cpu_seconds, images_per_second):
-    target = workdir / bench.side_target(arm, feed, seed)
+    epochs_file, benchmark_file = bench.side_files(arm, feed, seed)
+    target = workdir / epochs_file
     target.parent.mkdir(parents=True, exist_ok=True)
     epochs = range(1, len(epoch_seconds) + 1)
     pd.DataFrame(
         {"epoch": epochs, "epoch_seconds": epoch_seconds, "epoch_cpu_seconds": cpu_seconds,
          "images_per_second": images_per_second}
     ).to_csv(target, index=False)  # fmt: skip
-    benchmark = workdir / bench.side_benchmark(arm, feed, seed)
+    benchmark = workdir / benchmark_file
     benchmark.parent.mkdir(parents=True, exist_ok=True)
     benchmark.write_text("s\tcpu_time\tmax_rss\n30\t50\t900\n")
 
