@@ -18,22 +18,10 @@ def handwritten_settings(wildcards):
 
 
 def handwritten_inputs(wildcards):
-    """The arm's decode-once cache; for the decode feed also the archive and the manifest."""
+    """The arm's decode-once cache; for the decode feed its validation part, the archive and the manifest."""
     size = settings.model_settings(ARMS[wildcards.arm], wildcards.model)["input_size"]
-    inputs = {
-        key: path.format(size=size) for key, path in rules.build_image_cache.output.items() if key.startswith("val")
-    }
+    cache = {key: path.format(size=size) for key, path in rules.build_image_cache.output.items()}
     if wildcards.feed == "arrays":
-        inputs.update(
-            {
-                key: path.format(size=size)
-                for key, path in rules.build_image_cache.output.items()
-                if key.startswith("train")
-            }
-        )
-    else:
-        inputs.update(
-            archive=rules.build_image_cache.input.source,
-            manifest=rules.select_images.output.manifest,
-        )
-    return inputs
+        return cache
+    source, manifest = rules.build_image_cache.input.source, rules.select_images.output.manifest
+    return {**{k: v for k, v in cache.items() if k.startswith("val")}, "archive": source, "manifest": manifest}

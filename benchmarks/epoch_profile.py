@@ -2,13 +2,9 @@
 
     python benchmarks/epoch_profile.py WORKDIR [--arm deterministic] [--seed 0] [--epoch 2]
 
-WORKDIR is a finished `benchmarks/run.py --workdir WORKDIR` (stage train). Each side is run again in this
-process, on that run's own settings (its run.json) and cache, with one epoch traced: the TensorFlow profiler
-(every op and thread) and cProfile (the training thread's Python). Tracing slows the epoch it traces, so these
-runs are not timed; run.py's are. Op time is an op's own time, without the ops it runs inside it, summed
-over threads, grouped by what the op belongs to: the input feed, augmentation, preprocessing, dtype casts,
-the backbone's forward and backward pass, the head, loss and metrics, the optimizer, validation.
-"""
+WORKDIR: a finished `benchmarks/run.py --workdir WORKDIR`. Each side runs again on that run's settings (run.json)
+and cache, one epoch traced (not timed): the TensorFlow profiler's op time (an op's own time, summed over
+threads) by what the op belongs to, and cProfile of the training thread's Python."""
 
 from __future__ import annotations
 
@@ -108,47 +104,28 @@ def _own_times(events: list[tuple[int, int, str]]) -> dict[str, int]:
 
 def python_split(trace_dir: Path, top: int = 12) -> dict:
     """The training thread's Python: total seconds and the functions with the most own time."""
-    path = trace_dir / "python.pstats"
-    if not path.exists():
-        return {}
-    stats = pstats.Stats(str(path))
-    rows = []
-    for (filename, line, function), (_, calls, own, cumulative, _) in stats.stats.items():
-        rows.append((own, cumulative, calls, f"{Path(filename).name}:{line}({function})"))
-    rows.sort(reverse=True)
-    return {
-        "total_own_s": sum(r[0] for r in rows),
-        "top_own": [{"function": r[3], "own_s": r[0], "cumulative_s": r[1], "calls": r[2]} for r in rows[:top]],
-    }
+    stats = pstats.Stats(str(trace_dir / "python.pstats")).stats.items()
+    rows = sorted(((own, cum, calls, f"{Path(file).name}:{line}({name})") for (file, line, name), (_, calls, own, cum, _)
+                   in stats), reverse=True)  # fmt: skip
+    return {"total_own_s": sum(r[0] for r in rows), "top_own": rows[:top]}
 
 
-def summarize(trace_dir: str | Path) -> dict:
-    trace_dir = Path(trace_dir)
-    window = json.loads((trace_dir / "window.json").read_text()) if (trace_dir / "window.json").exists() else {}
+def summarize(trace_dir: Path) -> dict:
+    window = json.loads((trace_dir / "window.json").read_text())
     return {"window": window, "ops": op_split(trace_dir), "python": python_split(trace_dir)}
 
 
 def report(name: str, summary: dict) -> str:
-    lines = [
-        f"{name}: traced epoch {summary['window'].get('wall_s', 0):.2f} s wall, "
-        f"{summary['window'].get('cpu_s', 0):.2f} CPU-s (with the profiler's own cost)"
-    ]
-    ops = summary["ops"]
-    if ops:
-        total = sum(ops["categories"].values())
-        lines.append(
-            f"  op time {total:.2f} s: "
-            + ", ".join(f"{k} {v:.2f} ({v / total:.0%})" for k, v in ops["categories"].items() if v >= 0.005)
-        )
-        lines.append("  costliest op types: " + ", ".join(f"{k} {v:.2f}" for k, v in ops["op_types"].items()))
-    python = summary["python"]
-    if python:
-        lines.append(f"  training thread's Python, own time {python['total_own_s']:.2f} s; most:")
-        lines += [
-            f"    {r['own_s']:.3f} s own, {r['cumulative_s']:.3f} s cum, {r['calls']} calls  {r['function']}"
-            for r in python["top_own"]
-        ]
-    return "\n".join(lines)
+    window, ops, python = summary["window"], summary["ops"], summary["python"]
+    total = sum(ops["categories"].values())
+    return "\n".join([
+        f"{name}: traced epoch {window['wall_s']:.2f} s wall, {window['cpu_s']:.2f} CPU-s (with the profiler's cost)",
+        f"  op time {total:.2f} s: "
+        + ", ".join(f"{k} {v:.2f} ({v / total:.0%})" for k, v in ops["categories"].items() if v >= 0.005),
+        "  costliest op types: " + ", ".join(f"{k} {v:.2f}" for k, v in ops["op_types"].items()),
+        f"  training thread's Python, own time {python['total_own_s']:.2f} s; most:",
+        *(f"    {own:.3f} s own, {cum:.3f} s cum, {calls} calls  {where}" for own, cum, calls, where in python["top_own"]),
+    ])  # fmt: skip
 
 
 def epoch_tracer(keras, directory: Path, epoch: int):

@@ -1,12 +1,7 @@
-"""The anchor of the training benchmarks: what a user would write by hand for one run of the study.
-
-Plain Keras: the backbone from keras.applications, the paper's head, model.fit(x, y, shuffle=True) on the
-workflow's own decode-once cache (feed "arrays"), or on a loader that decodes the JPEGs every epoch (feed
-"decode"). It takes the run's settings (model, size, batch, epochs, optimizer, augmentation, head, protocol,
-determinism) from the same study config as the workflow's train job, and nothing else from the workflow, so
-that like is compared with like. Run by benchmarks/Snakefile (rule handwritten); it writes one row per epoch
-with the columns the workflow's history.csv uses for timing.
-"""
+"""The anchor of the training benchmarks: what a user would write by hand for one run of the study, in plain Keras
+(keras.applications, the paper's head, model.fit(x, y, shuffle=True)), on the workflow's decode-once cache (feed
+"arrays") or decoding the JPEGs every epoch (feed "decode"). Rule handwritten gives it the train job's own settings,
+and nothing else of the workflow's; it writes per epoch the timing columns of history.csv."""
 
 import csv
 import os
