@@ -285,6 +285,25 @@ def test_resume_folder_of_other_settings_is_discarded(tmp_path):
     assert json.loads((resume / "settings.json").read_text())["epochs"] == 5
 
 
+def test_resume_folder_whose_history_lacks_a_column_is_discarded(tmp_path):
+    """CSVLogger appends rows under the partial history's header: one without a column this version writes
+    (an attempt before an upgrade) would be misread, so the run starts afresh."""
+    resume = tmp_path / "resume"
+    prepare_resume_dir(resume, make_settings(), HISTORY_COLUMNS)
+    (resume / "backup").mkdir()
+    (resume / "history.csv").write_text("")  # killed before its first epoch's row: kept
+    prepare_resume_dir(resume, make_settings(), HISTORY_COLUMNS)
+    assert (resume / "backup").exists()
+    (resume / "history.csv").write_text(",".join(sorted(HISTORY_COLUMNS)) + "\n")
+    prepare_resume_dir(resume, make_settings(), HISTORY_COLUMNS)
+    assert (resume / "backup").exists()
+    older = [column for column in HISTORY_COLUMNS if column != "epoch_cpu_seconds"]
+    (resume / "history.csv").write_text(",".join(older) + "\n0,1,2\n")
+    prepare_resume_dir(resume, make_settings(), HISTORY_COLUMNS)
+    assert not (resume / "backup").exists() and not (resume / "history.csv").exists()
+    assert (resume / "settings.json").exists()
+
+
 # --- real runs --------------------------------------------------------------------------------
 
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
 
 from cnn_study.files import atomic_write
-from cnn_study.run_layout import BACKUP_METADATA, RESUME_SETTINGS, STARTED_AT
+from cnn_study.run_layout import BACKUP_METADATA, PARTIAL_HISTORY, RESUME_SETTINGS, STARTED_AT
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +44,20 @@ def completed_epochs(backup_dir: Path) -> int:
     return int(record["epoch"]) if record else 0
 
 
-def prepare_resume_dir(resume_dir: Path, settings: dict) -> None:
-    """Keep the resume folder only if it belongs to these settings; a changed config starts afresh."""
-    recorded = resume_dir / RESUME_SETTINGS
+def prepare_resume_dir(resume_dir: Path, settings: dict, history_columns: Iterable[str] = ()) -> None:
+    """Keep the resume folder only if it belongs to these settings, and its partial history has every one of
+    history_columns (the rows are appended under its header: one written by an older version would be misread);
+    otherwise start afresh."""
+    recorded, partial = resume_dir / RESUME_SETTINGS, resume_dir / PARTIAL_HISTORY
+    header = partial.read_text().partition("\n")[0].split(",") if partial.exists() else [""]
+    missing = [column for column in history_columns if header != [""] and column not in header]
     if recorded.exists() and json.loads(recorded.read_text()) != json.loads(json.dumps(settings)):
         log.warning("settings changed since the interrupted attempt: discarding %s and starting afresh", resume_dir)
+        shutil.rmtree(resume_dir)
+    elif missing:
+        log.warning(
+            "%s lacks the column(s) %s (an older version wrote it): starting afresh", partial, ", ".join(missing)
+        )
         shutil.rmtree(resume_dir)
     resume_dir.mkdir(parents=True, exist_ok=True)
     if not recorded.exists():

@@ -108,7 +108,7 @@ def train_run(
 
     history_path, resume_dir = Path(history_path), Path(resume_dir)
     backup_dir, partial_history = backup_folder(resume_dir), resume_dir / PARTIAL_HISTORY
-    prepare_resume_dir(resume_dir, settings)
+    prepare_resume_dir(resume_dir, settings, HISTORY_COLUMNS)
     provenance.first_started_at = first_start(resume_dir, provenance.started_at)
 
     x_train, y_train = load_split(data["train_images"], data["train_labels"])
