@@ -110,3 +110,25 @@ def arms(changes: dict[str, dict] | None = None, reference: str = REFERENCE_ARM)
     """arms.csv as the metrics stage writes it: the reference arm (no changes), then the arms of ``changes``
     ({arm: {dotted setting: value}})."""
     return arm_table({reference: {}, **(changes or {})}, reference)
+
+
+# The files that take minutes, longest first (seconds with -n 2 on 2 cores, where they run beside each other).
+# With -n 2 each file runs whole in one worker (pytest.ini: --dist loadfile) in the order collected: started
+# first, the long ones end together instead of one worker finishing alone, minutes after the other.
+SLOW_FILES = [
+    "test_end_to_end.py",
+    "test_slurm.py",
+    "test_demo_onednn_off.py",
+    "test_backend.py",
+    "test_paper_statements.py",
+    "test_training.py",
+    "test_training_options.py",
+    "test_pins.py",
+    "test_run_model.py",
+]
+
+
+def pytest_collection_modifyitems(items):
+    """The slow files first, in SLOW_FILES' order; the rest as collected."""
+    rank = {name: index for index, name in enumerate(SLOW_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))

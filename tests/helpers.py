@@ -58,11 +58,13 @@ def ran_nothing(result: subprocess.CompletedProcess) -> bool:
     return "Nothing to be done" in text or totals == ["0"]
 
 
-def demo_workdir(destination: Path, onednn: str) -> Path:
-    """The demo run to the end in a copy of the workflow, with TensorFlow's oneDNN kernels on ("1") or off ("0"):
-    their sums differ in the last bits, which a demo must not depend on (issue 21)."""
+def demo_workdir(destination: Path, onednn: str, *targets: str) -> Path:
+    """The demo run in a copy of the workflow, to the end or to ``targets``, with TensorFlow's oneDNN kernels on
+    ("1") or off ("0"): their sums differ in the last bits, which a demo must not depend on (issue 21)."""
     workdir = copy_workflow(destination)
-    snakemake(workdir, "--cores", "2", "--configfile", "configs/demo.yaml", env={"TF_ENABLE_ONEDNN_OPTS": onednn})
+    snakemake(
+        workdir, *targets, "--cores", "2", "--configfile", "configs/demo.yaml", env={"TF_ENABLE_ONEDNN_OPTS": onednn}
+    )
     return workdir
 
 
