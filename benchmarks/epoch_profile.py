@@ -167,9 +167,9 @@ def trace(workdir: Path, run: dict, side: str, epoch: int, directory: Path, thre
     if side == "workflow":
         from cnn_study.training import train_run
 
-        outputs = {name: directory / "run" / name for name in ("history.csv", "run.json", "resume")}
-        train_run(settings, data, None, outputs["history.csv"], None, outputs["run.json"], outputs["resume"],
-                  threads, keep="none")  # fmt: skip
+        run = directory / "run"
+        train_run(settings, data, None, run / run_layout.HISTORY, None, run / run_layout.PROVENANCE,
+                  run / run_layout.RESUME, threads, keep="none")  # fmt: skip
     else:
         handwritten.train(settings, data, "arrays", str(directory / "epochs.csv"), threads)
     return summarize(directory)
