@@ -112,7 +112,7 @@ def arms(changes: dict[str, dict] | None = None, reference: str = REFERENCE_ARM)
     return arm_table({reference: {}, **(changes or {})}, reference)
 
 
-# The files that take minutes, longest first (seconds with -n 2 on 2 cores, where they run beside each other).
+# The files that take minutes, longest first (measured with -n 2 on 2 cores).
 # With -n 2 each file runs whole in one worker (pytest.ini: --dist loadfile) in the order collected: started
 # first, the long ones end together instead of one worker finishing alone, minutes after the other.
 SLOW_FILES = [

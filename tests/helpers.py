@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cnn_study.model_specs import MODEL_SPECS
+
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 WORKFLOW_FILES = [
@@ -24,6 +26,10 @@ WORKFLOW_FILES = [
     "slurm",
 ]
 MINI_ARCHIVE = (REPO / ".." / "shared" / "data" / "dogs-vs-cats-mini" / "train.zip").resolve()
+
+#: The quickest model to train, at its smallest input, from random weights: for tests of the workflow's machinery.
+FAST_MODEL = "alexnet"
+FAST_MODEL_SETTINGS = {FAST_MODEL: {"input_size": MODEL_SPECS[FAST_MODEL].min_size, "weights": "none"}}
 
 
 def copy_workflow(destination: Path) -> Path:

@@ -8,14 +8,14 @@ import re
 import pytest
 import yaml
 
-from helpers import REPO, snakemake
+from helpers import FAST_MODEL, FAST_MODEL_SETTINGS, REPO, snakemake
 
 pytestmark = pytest.mark.workflow
 
 # The demo's DAG with one run of AlexNet (seconds to train; the module's paths, not the model, are tested here).
 TINY_DEMO = {
-    "grid": {"models": ["alexnet"], "optimizers": ["sgd"]},
-    "models": {"alexnet": {"input_size": 67, "weights": "none"}},
+    "grid": {"models": [FAST_MODEL], "optimizers": ["sgd"]},
+    "models": FAST_MODEL_SETTINGS,
     "training": {"epochs": 2},
 }
 
@@ -54,6 +54,6 @@ def test_the_demo_runs_through_the_module(tmp_path):
     outer = importing_workflow(tmp_path / "outer", "config.yaml", "configs/demo.yaml")
     (outer / "tiny.yaml").write_text(yaml.safe_dump(TINY_DEMO))
     snakemake(outer, "--cores", "2", "--configfile", "tiny.yaml")
-    assert (outer / "results/runs/paper/alexnet/sgd/lr0.001/seed0/model.keras").is_file()
+    assert (outer / f"results/runs/paper/{FAST_MODEL}/sgd/lr0.001/seed0/model.keras").is_file()
     assert "C1" in (outer / "results/tables/claims.md").read_text()
-    assert (outer / "results/figures/paper/alexnet_accuracy.png").is_file()
+    assert (outer / f"results/figures/paper/{FAST_MODEL}_accuracy.png").is_file()

@@ -12,15 +12,15 @@ import pandas as pd
 import pytest
 import yaml
 
-from helpers import copy_workflow, snakemake
+from helpers import FAST_MODEL, FAST_MODEL_SETTINGS, copy_workflow, snakemake
 
 pytestmark = [pytest.mark.slow, pytest.mark.workflow]
 
-MODEL = "alexnet"
+MODEL = FAST_MODEL
 SMALL = {
     "dataset": {"n_train": 10, "n_val": 5},
     "grid": {"models": [MODEL], "optimizers": ["sgd", "adam"], "seeds": [0]},
-    "models": {MODEL: {"input_size": 67, "weights": "none"}},
+    "models": FAST_MODEL_SETTINGS,
     # Fine-tuning unfreezes the top 6 of AlexNet's 12 layers, so that it differs from full training in more
     # than the frozen first epoch.
     "training": {"epochs": 3, "protocol": {"warmup_epochs": 1, "unfreeze_top_layers": 6}},
