@@ -16,6 +16,7 @@ from cnn_study.models import (  # noqa: E402
     AUGMENTATION_LAYERS,
     build_backbone,
     build_model,
+    fuse_batch_norm,
     nested_layers,
     preprocessing_layer,
     recompute_batch_norm_statistics,
@@ -347,3 +348,72 @@ def test_recomputed_statistics_make_inference_match_training_mode_on_the_same_ba
             break
     inference = keras.Model(model.input, model.get_layer("head_bn").output).predict(x, verbose=0)
     np.testing.assert_allclose(inference, keras.ops.convert_to_numpy(training_mode), rtol=1e-3, atol=1e-3)
+
+
+def batch_norm_pair(rng, **options):
+    """A Keras BatchNormalization and one given the fused training step, with equal random weights (4-D inputs)."""
+    keras_norm = keras.layers.BatchNormalization(momentum=0.9, **options)
+    fused_norm = keras.layers.BatchNormalization(momentum=0.9, **options)
+    model = keras.Sequential([keras.Input((4, 4, 8)), fused_norm])
+    keras_norm.build((None, 4, 4, 8))
+    for plain, fused in zip(keras_norm.weights, fused_norm.weights, strict=True):
+        value = rng.uniform(0.5, 1.5, plain.shape).astype("float32")
+        plain.assign(value)
+        fused.assign(value)
+    assert fuse_batch_norm(model) == 1
+    return keras_norm, fused_norm
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="the fused step is TensorFlow's kernel")
+@pytest.mark.parametrize("options", [{}, {"scale": False}, {"center": False}], ids=["both", "no_scale", "no_center"])
+def test_fused_batch_norm_trains_as_keras_does(options):
+    """Same outputs, gradients (inputs, scale, offset) and moving statistics as Keras' own training step, to float32
+    rounding; inference is Keras' own, unchanged."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(3.0, 2.0, (6, 4, 4, 8)).astype("float32"))
+    weights = tf.constant(rng.normal(size=(6, 4, 4, 8)).astype("float32"))
+    results = []
+    for norm in batch_norm_pair(rng, **options):
+        inference = norm(x, training=False)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = norm(x, training=True)
+            loss = tf.reduce_sum(tf.sin(y) * weights)
+        gradients = tape.gradient(loss, [x, *norm.trainable_weights])
+        results.append([inference, y, *gradients, norm.moving_mean, norm.moving_variance])
+    keras_results, fused_results = results
+    np.testing.assert_array_equal(keras_results[0], fused_results[0])
+    for plain, fused in zip(keras_results[1:], fused_results[1:], strict=True):
+        np.testing.assert_allclose(as_numpy([fused])[0], as_numpy([plain])[0], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="the fused step is TensorFlow's kernel")
+def test_fused_batch_norm_reaches_nested_layers_and_saves_as_plain_keras(tmp_path):
+    """Every normalization layer of the classifier (the backbone's and the head's) is given the step; 2-D inputs (the
+    head's) and frozen layers keep Keras' computation; the saved model needs nothing of this project to load."""
+    model, base = build_model(make_settings())
+    norms = [layer for layer in nested_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
+    assert fuse_batch_norm(model) == len(norms) >= 3
+    head = model.get_layer("head_bn")
+    before = as_numpy([head.moving_mean])[0]
+    model(images(4, MODEL_SPECS["alexnet"].min_size), training=True)
+    assert not np.array_equal(as_numpy([head.moving_mean])[0], before)  # Keras' 2-D step ran
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, compile=False)
+    assert {type(layer) for layer in nested_layers(loaded) if "batch_normalization" in layer.name} == {
+        keras.layers.BatchNormalization
+    }
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="the fused step is TensorFlow's kernel")
+def test_a_frozen_layer_given_the_fused_step_still_runs_in_inference_mode():
+    keras_norm, fused_norm = batch_norm_pair(np.random.default_rng(1))
+    fused_norm.trainable = False
+    x = np.random.default_rng(2).normal(size=(3, 4, 4, 8)).astype("float32")
+    statistics = as_numpy([fused_norm.moving_mean, fused_norm.moving_variance])
+    np.testing.assert_array_equal(fused_norm(x, training=True), keras_norm(x, training=False))
+    for before, after in zip(statistics, as_numpy([fused_norm.moving_mean, fused_norm.moving_variance]), strict=True):
+        np.testing.assert_array_equal(before, after)

@@ -94,7 +94,7 @@ def train_run(
     provenance = Provenance.start(settings)
     keras = configure_backend(threads, settings["seed"], settings["deterministic"], settings["backend"], gpus)
     provenance.extra["gpus_requested"] = gpus
-    from cnn_study.models import build_model, set_phase_trainability
+    from cnn_study.models import build_model, fuse_batch_norm, set_phase_trainability
     from cnn_study.optimizers import build_optimizer
     from cnn_study.training_callbacks import (
         AsyncBackup,
@@ -122,6 +122,7 @@ def train_run(
     if precision != "float32":
         keras.config.set_dtype_policy(precision)  # before the model is built; the output layer stays float32
     model, base = build_model(settings, weights_file)
+    provenance.extra["fused_batch_norm_layers"] = fuse_batch_norm(model)
     phases = phase_plan(settings["protocol"], settings["epochs"])
     batch_size = settings["batch_size"]
     if batch_size > len(x_train):

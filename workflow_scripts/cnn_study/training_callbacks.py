@@ -196,10 +196,23 @@ def backup_variables(model) -> list:
     return [*model.weights, *model.optimizer.variables]
 
 
+def snapshot(model) -> list:
+    """The backup's variables as they are now, without holding up the training loop.
+
+    TensorFlow: a read of each variable, which shares its buffer (no copy); TensorFlow copies a variable's
+    buffer before updating it in place while such a read is alive, so the reads keep this epoch's values and
+    the writer thread turns them into NumPy off the critical path. JAX and torch: copies in NumPy, since their
+    arrays may be views of buffers the next step reuses."""
+    variables = backup_variables(model)
+    if keras.backend.backend() == "tensorflow":
+        return [variable.value.read_value() for variable in variables]
+    return [np.array(keras.ops.convert_to_numpy(variable), copy=True) for variable in variables]
+
+
 class AsyncBackup(keras.callbacks.Callback):
     """Resume state after every epoch, written off the training loop's critical path.
 
-    At an epoch's end the weights and optimizer state are copied to host memory (NumPy); a
+    At an epoch's end the weights and optimizer state are taken as they are (snapshot); a
     background thread writes them to a new file (epoch-NNNN.npz), fsyncs it, and only then replaces
     the small metadata file naming it (the commit point), atomically. Whatever instant a kill lands
     on, the metadata names a complete file of the epoch it states. One write at a time, in order; the
@@ -216,10 +229,7 @@ class AsyncBackup(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.wait()
-        arrays = [keras.ops.convert_to_numpy(v) for v in backup_variables(self.model)]
-        if keras.backend.backend() != "tensorflow":  # TensorFlow's are copies already; JAX's and torch's may be
-            arrays = [np.array(a, copy=True) for a in arrays]  # views of buffers the next step reuses
-        self._thread = threading.Thread(target=self._write, args=(epoch + 1, arrays), daemon=True)
+        self._thread = threading.Thread(target=self._write, args=(epoch + 1, snapshot(self.model)), daemon=True)
         self._thread.start()
 
     def on_train_end(self, logs=None):
@@ -234,12 +244,13 @@ class AsyncBackup(keras.callbacks.Callback):
             error, self._error = self._error, None
             raise error
 
-    def _write(self, epochs_done: int, arrays: list[np.ndarray]) -> None:
+    def _write(self, epochs_done: int, arrays: list) -> None:
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             weights = self.directory / f"epoch-{epochs_done:04d}.npz"
             with atomic_write(weights, durable=True) as partial, open(partial, "wb") as handle:  # no partial left
-                np.savez(handle, *arrays)
+                np.savez(handle, *map(np.asarray, arrays))
+                arrays.clear()  # written: the next steps may update the variables without TensorFlow copying them
             write_atomic(self.directory / BACKUP_METADATA, json.dumps({"epoch": epochs_done, "weights": weights.name}))
             for stale in self.directory.glob("epoch-*"):
                 if stale != weights:
