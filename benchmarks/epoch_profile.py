@@ -35,15 +35,11 @@ CATEGORIES = [
     ("dtype casts", (":Cast",)),
     ("optimizer update", ("/sgd/", "/SGD/", "/adam/", "/rmsprop/", "AssignSubVariableOp", "ResourceApply")),
     ("loss and metrics", ("compile_loss", "compile_metrics", "/loss", "categorical_crossentropy", "LogSoftmax")),
-    # forward and backward: Keras' composite (moments, broadcasts) or TensorFlow's fused kernels (cnn_study.models)
     ("batch normalization", ("_bn_", "_bn/", "BatchNorm", "batch_normalization")),
     ("backward pass", ("gradient_tape/",)),
     ("augmentation", ("random_flip", "random_rotation", "random_zoom")),
     ("preprocessing", ("preprocessing", "/lambda", "/rescaling")),
-    (
-        "head (forward)",
-        ("/pool/", "/head_", "/predictions", "global_average_pooling", "/dropout", "/dense"),
-    ),
+    ("head (forward)", ("/pool/", "/head_", "/predictions", "global_average_pooling", "/dropout", "/dense")),
     ("backbone (forward)", ("resnet50", "inception_v3", "mobilenetv2", "vgg16", "alexnet")),
 ]
 SKIPPED = ("ExecutorState::Process", "ThreadpoolListener", "ExecutorDoneCallback", "ParallelFor")
