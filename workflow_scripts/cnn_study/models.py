@@ -146,8 +146,8 @@ def build_model(settings: dict, weights_file: str | None = None) -> tuple[keras.
 def fuse_batch_norm(model: keras.Model) -> int:
     """On TensorFlow, let every batch-normalization layer of `model` (nested ones included) take its training
     steps on image tensors with TensorFlow's fused kernel (FusedBatchNormV3: oneDNN on a CPU, cuDNN on a GPU)
-    instead of Keras' chain of means, squares and broadcasts, forward and backward: about a quarter less step
-    time for ResNet50 on a CPU (docs/benchmarks.md). The same normalization and moving averages, to float32
+    instead of Keras' chain of means, squares and broadcasts, forward and backward: about a fifth less CPU
+    time per step for ResNet50 on a CPU (docs/benchmarks.md). The same normalization and moving averages, to float32
     rounding. Each layer stays a Keras BatchNormalization (the saved model is plain Keras); inference, masks,
     renorm, synchronized layers and other ranks keep Keras' own computation, as do the other backends (XLA
     fuses JAX's). Returns the number of layers given the fused step."""
