@@ -122,7 +122,6 @@ SLOW_FILES = [
     "test_backend.py",
     "test_paper_statements.py",
     "test_training.py",
-    "test_training_options.py",
     "test_pins.py",
     "test_run_model.py",
 ]

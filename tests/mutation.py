@@ -48,10 +48,16 @@ MODULES = {
     "slurm_status": ["tests/test_slurm_status.py"],
     "slurm_partitions": ["tests/test_slurm_partitions.py", "tests/test_slurm_status.py"],
     "metrics": ["tests/test_metrics.py"],
+    # Both on a tiny model in this process; tests/test_training.py's real runs in child processes are left out.
+    "training_callbacks": ["tests/test_training_callbacks.py"],
+    "training": ["tests/test_train_run.py"],
 }
 # module -> the code of other modules it is scored with, where it uses it: {module: functions (None: all)}.
 # metrics counts the warm-up with schedule.warmup_length and names its columns with metric_columns.
 ALSO_MUTATED = {"metrics": {"metric_columns": None, "schedule": ["warmup_length"]}}
+# module -> environment of its mutmut run. train_run's TensorFlow feed (tf.data) deadlocks in the children mutmut
+# forks from a process that has already run TensorFlow; torch's thread pools are rebuilt after a fork.
+ENVIRONMENT = {"training": {"KERAS_BACKEND": "torch"}}
 # What the tests read beside the code (config defaults, the schema, overlays).
 DATA = ["config.yaml", "configs", "schemas"]
 # mutmut's result names: killed means a test failed, or the mutant timed out or crashed the tests.
@@ -135,7 +141,7 @@ def run_module(module: str, repo: Path, max_children: int, keep: Path | None) ->
             cwd=root,
             capture_output=True,
             text=True,
-            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1", **ENVIRONMENT.get(module, {})},
         )
         seconds = time.perf_counter() - started
         if done.returncode != 0:

@@ -211,6 +211,20 @@ def test_a_batch_larger_than_the_training_set_is_refused(config):
     assert settings.check_config(config) is config
 
 
+def test_several_steps_per_execution_on_torch_are_refused_before_any_job(config):
+    config["training"].update(backend="torch", steps_per_execution=4)
+    with pytest.raises(settings.ConfigError) as error:
+        settings.check_config(config)
+    assert str(error.value) == (
+        "invalid config: training.steps_per_execution = 4, but Keras runs one step per call on the torch backend; "
+        "set it to 1 or choose another training.backend"
+    )
+    config["training"]["steps_per_execution"] = 1
+    assert settings.check_config(config) is config
+    config["training"].update(backend="jax", steps_per_execution=4)
+    assert settings.check_config(config) is config
+
+
 @pytest.mark.parametrize(
     "optimizer, params, message",
     [

@@ -256,7 +256,18 @@ def check_config(config: dict) -> dict:
     _check_models(config)
     _check_test_split_has_models(config)
     _check_batch_size(config)
+    _check_steps_per_execution(config)
     return config
+
+
+def _check_steps_per_execution(config: dict) -> None:
+    """Keras runs one step per call on torch and refuses more, which would stop every job once it has started."""
+    training = config["training"]
+    if training["backend"] == "torch" and training["steps_per_execution"] > 1:
+        raise ConfigError(
+            f"invalid config: training.steps_per_execution = {training['steps_per_execution']}, but Keras runs one "
+            "step per call on the torch backend; set it to 1 or choose another training.backend"
+        )
 
 
 def _check_test_split_has_models(config: dict) -> None:
