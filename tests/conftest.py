@@ -21,6 +21,7 @@ from cnn_study import settings
 from cnn_study.metric_columns import RUN_KEYS
 from cnn_study.metrics import arm_table
 from cnn_study.schedule import phase_plan
+from cnn_study.training import TIMING_COLUMNS
 from helpers import REPO
 
 PAPER_CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
@@ -96,6 +97,11 @@ def history(
             images_per_second=5.0,
         )
     )
+
+
+def untimed(history: pd.DataFrame) -> pd.DataFrame:
+    """A history without its timing columns: what two runs of the same settings must agree on, bit for bit."""
+    return history.drop(columns=TIMING_COLUMNS)
 
 
 def tagged(frame: pd.DataFrame, **keys) -> pd.DataFrame:

@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from cnn_study.backend import JAX_DETERMINISM_FLAGS, nvidia_gpu_present, select_backend
-from conftest import study_config
+from conftest import study_config, untimed
 from helpers import copy_workflow, snakemake
-from test_training import Job, assert_same_weights, make_data, make_settings, untimed
+from test_training import Job, assert_same_weights, make_data, make_settings
 
 HAVE_JAX = importlib.util.find_spec("jax") is not None
 needs_jax = pytest.mark.skipif(not HAVE_JAX, reason="jax is not installed (pip install -r requirements-jax.txt)")

@@ -31,7 +31,8 @@ from cnn_study.training import (  # noqa: E402
     write_history,
 )
 from cnn_study.training_callbacks import AsyncBackup  # noqa: E402
-from conftest import run_settings_for  # noqa: E402
+from conftest import run_settings_for, untimed  # noqa: E402
+from test_training_callbacks import values  # noqa: E402
 
 SIZE = 6  # the tiny model's input: 6 x 6 RGB
 TRAIN, VAL = 8, 4
@@ -127,14 +128,6 @@ def killed_at(monkeypatch, epochs_done: int, committed: bool = True):
     with monkeypatch.context() as patch:
         patch.setattr(AsyncBackup, "on_epoch_end", on_epoch_end)
         yield
-
-
-def values(variables) -> list[np.ndarray]:
-    return [np.array(keras.ops.convert_to_numpy(v)) for v in variables]
-
-
-def untimed(history: pd.DataFrame) -> pd.DataFrame:
-    return history.drop(columns=TIMING_COLUMNS)
 
 
 def messages(caplog) -> list[str]:

@@ -25,7 +25,7 @@ from cnn_study.provenance import settings_hash
 from cnn_study.resume_state import backup_metadata, completed_epochs, keep_history_rows, prepare_resume_dir
 from cnn_study.schedule import epoch_order, phase_plan, phase_spans, steps_per_execution_for
 from cnn_study.training import HISTORY_COLUMNS, TIMING_COLUMNS, write_history
-from conftest import run_settings_for
+from conftest import run_settings_for, untimed
 
 ROOT = Path(__file__).resolve().parents[1]
 JOB = Path(__file__).resolve().with_name("training_job.py")
@@ -128,10 +128,6 @@ class Job:
 
     def provenance(self) -> dict:
         return json.loads((self.run_dir / "run.json").read_text())
-
-
-def untimed(history: pd.DataFrame) -> pd.DataFrame:
-    return history.drop(columns=TIMING_COLUMNS)
 
 
 def saved_weights(model_path: Path) -> dict[str, np.ndarray]:
